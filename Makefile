@@ -1,0 +1,34 @@
+# durable-django: make run (demo), make test (what CI runs), make lint, make bench.
+PY ?= python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+PORT ?= 8000
+
+.PHONY: install run test lint format bench
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(PYTHON) manage.py migrate --noinput
+	$(PYTHON) manage.py demo_superuser
+	$(PYTHON) manage.py runserver --noreload 127.0.0.1:$(PORT)
+
+test: install
+	$(PYTHON) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(PYTHON) bench/core_calls.py

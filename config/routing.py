@@ -1,0 +1,3 @@
+"""WebSocket routes of the project (the apps add theirs as they land)."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,14 @@
+"""URL routes of the demo project."""
+
+from django.contrib import admin
+from django.urls import path
+
+from config import views
+from durable_core.views import healthz
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("api/demo/counter/<str:name>", views.counter, name="demo-counter"),
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]

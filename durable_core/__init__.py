@@ -1,0 +1,5 @@
+"""Durable objects for Django.
+
+The public API lives in its modules (``durable_core.objects``, ``durable_core.registry``,
+``durable_core.exceptions``); importing this package imports nothing heavy.
+"""

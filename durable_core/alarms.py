@@ -1,0 +1,112 @@
+"""The alarm index and the scheduler that fires due alarms (DESIGN §8).
+
+The object's storage holds the truth; ``ObjectRecord.alarm_at`` is the durable index
+every host's scheduler polls. The index is written before the object's commit and
+cleared only after the firing commit, so a crash in between causes at most an extra
+wake-up (which checks the truth and does nothing), never a lost alarm. A due alarm is
+delivered as an ordinary event through the router, so it runs wherever the lease puts
+the object; a claim on the index row keeps two hosts from firing the same one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.db.models import Q
+
+from .ids import ObjectId
+from .models import ObjectRecord
+
+logger = logging.getLogger(__name__)
+
+CLAIM_SECONDS = 30.0
+
+
+async def aset_alarm_index(object_id: ObjectId, when: float) -> None:
+    """Record the alarm time in the index (before the object's commit)."""
+    await ObjectRecord.objects.filter(
+        namespace=object_id.namespace, object_id=object_id.hex
+    ).aupdate(alarm_at=when, alarm_claim_until=None)
+
+
+async def aclear_alarm_index(object_id: ObjectId) -> None:
+    """Drop the index entry (after the commit that removed the alarm)."""
+    await ObjectRecord.objects.filter(
+        namespace=object_id.namespace, object_id=object_id.hex
+    ).aupdate(alarm_at=None, alarm_claim_until=None)
+
+
+@sync_to_async
+def aclaim_due(now: float, limit: int = 100) -> list[tuple[str, str, str]]:
+    """Claim up to ``limit`` due, unclaimed alarms; returns (namespace, id, name)."""
+    with transaction.atomic():
+        rows = list(
+            ObjectRecord.objects.filter(alarm_at__lte=now)
+            .filter(Q(alarm_claim_until__isnull=True) | Q(alarm_claim_until__lt=now))
+            .order_by("alarm_at")
+            .values_list("pk", "namespace", "object_id", "name")[:limit]
+        )
+        claimed = []
+        for pk, namespace, hex_id, name in rows:
+            # Conditional update: of two hosts racing for a row, one wins it.
+            won = (
+                ObjectRecord.objects.filter(pk=pk)
+                .filter(Q(alarm_claim_until__isnull=True) | Q(alarm_claim_until__lt=now))
+                .update(alarm_claim_until=now + CLAIM_SECONDS)
+            )
+            if won:
+                claimed.append((namespace, hex_id, name))
+        return claimed
+
+
+class AlarmScheduler:
+    """Polls the index and delivers due alarms as events through the router."""
+
+    def __init__(self, poll_interval: float) -> None:
+        self.poll_interval = poll_interval
+        self._task: asyncio.Task | None = None
+        self._inflight: set[asyncio.Task] = set()
+        self.fired = 0
+
+    def start(self) -> None:
+        """Begin polling on the running loop."""
+        self._task = asyncio.create_task(self._run(), name="durable:alarms")
+
+    async def stop(self) -> None:
+        """Stop polling; in-flight deliveries are left to finish or fail."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for task in list(self._inflight):
+            task.cancel()
+        await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def poll_once(self) -> int:
+        """Claim and dispatch every due alarm now; returns how many were claimed."""
+        due = await aclaim_due(time.time())
+        for namespace, hex_id, name in due:
+            task = asyncio.create_task(self._deliver(ObjectId(namespace, hex_id, name or None)))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        return len(due)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.poll_once()
+            except Exception:
+                logger.exception("alarm poll failed")
+            await asyncio.sleep(self.poll_interval)
+
+    async def _deliver(self, object_id: ObjectId) -> None:
+        from .router import get_router
+
+        try:
+            await get_router().deliver_alarm(object_id)
+            self.fired += 1
+        except Exception as exc:  # the claim lapses and the next poll tries again
+            logger.warning("alarm of %s not delivered: %s", object_id.key, exc)

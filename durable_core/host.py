@@ -1,0 +1,348 @@
+"""The object host: the part of a process that runs objects (DESIGN §2, §4, §7).
+
+A host activates objects (lease, storage fence, ``on_start``), delivers events to them,
+renews its leases in one batch every TTL/3, evicts idle objects, runs the alarm
+scheduler, and on shutdown drains every mailbox, commits and releases its leases.
+Only a process whose host started may own objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from . import records
+from .alarms import AlarmScheduler, aclear_alarm_index, aset_alarm_index
+from .conf import get_setting, get_storage_dir
+from .exceptions import HostUnavailable, LeaseLost, NotOwner, StaleOwner
+from .ids import ObjectId
+from .leases.base import Lease, LeaseHolder, LeaseStore
+from .registry import get_object_class
+from .storage.database import ObjectDatabase
+from .storage.files import (
+    OpenStoreCache,
+    StorageDirLock,
+    object_path,
+    raise_nofile_limit,
+    remove_object_files,
+)
+from .turns import ActiveObject, Event
+
+logger = logging.getLogger(__name__)
+
+_ACTIVATION_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """The settings a host reads once at start."""
+
+    lease_ttl: float
+    idle_timeout: float
+    mailbox_size: int
+    turn_timeout: float
+    max_batch: int
+    synchronous: str
+    max_database_size: int
+    max_open_stores: int
+    sql_time_limit_ms: int
+    call_id_window: int
+    call_id_seconds: float
+    alarm_poll_interval: float
+
+    @classmethod
+    def from_settings(cls) -> HostSettings:
+        """Read ``DURABLE_OBJECTS`` (and ``DURABLE_*`` environment variables)."""
+        return cls(
+            lease_ttl=float(get_setting("LEASE_TTL")),
+            idle_timeout=float(get_setting("IDLE_TIMEOUT")),
+            mailbox_size=int(get_setting("MAILBOX_SIZE")),
+            turn_timeout=float(get_setting("TURN_TIMEOUT")),
+            max_batch=int(get_setting("MAX_BATCH")),
+            synchronous=str(get_setting("SYNCHRONOUS")).upper(),
+            max_database_size=int(get_setting("MAX_DATABASE_SIZE")),
+            max_open_stores=int(get_setting("MAX_OPEN_STORES")),
+            sql_time_limit_ms=int(get_setting("SQL_TIME_LIMIT_MS")),
+            call_id_window=int(get_setting("CALL_ID_WINDOW")),
+            call_id_seconds=float(get_setting("CALL_ID_SECONDS")),
+            alarm_poll_interval=float(get_setting("ALARM_POLL_INTERVAL")),
+        )
+
+
+class ObjectHost:
+    """Runs durable objects in this process."""
+
+    def __init__(self, lease_store: LeaseStore, *, lock_storage_dir: bool = True) -> None:
+        self.settings = HostSettings.from_settings()
+        self.lease_store = lease_store
+        self.storage_dir = get_storage_dir()
+        self.host_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.pid = os.getpid()
+        self.started_at = time.time()
+        self.active: dict[str, ActiveObject] = {}
+        self.stores = OpenStoreCache(self.settings.max_open_stores)
+        self.alarms = AlarmScheduler(self.settings.alarm_poll_interval)
+        self.running = False
+        self.stopping = False
+        self._ready = asyncio.Event()
+        self._activating: dict[str, asyncio.Future] = {}
+        self._dir_lock = StorageDirLock(self.storage_dir) if lock_storage_dir else None
+        self._tasks: list[asyncio.Task] = []
+        self._activity: dict[str, ActiveObject] = {}
+
+    # -- start and stop ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Take the storage directory, start renewal, eviction and the alarm scheduler."""
+        self.storage_dir.mkdir(parents=True, exist_ok=True)
+        if self._dir_lock is not None:
+            self._dir_lock.acquire()
+        raise_nofile_limit()
+        self.running = True
+        self._tasks = [
+            asyncio.create_task(self._renew_loop(), name="durable:renew"),
+            asyncio.create_task(self._housekeeping_loop(), name="durable:housekeeping"),
+        ]
+        self.alarms.start()
+        self._ready.set()
+        logger.info("object host %s started (storage %s)", self.host_id, self.storage_dir)
+
+    async def stop(self) -> None:
+        """Graceful shutdown: drain mailboxes, commit, release every lease."""
+        if not self.running:
+            return
+        self.stopping = True
+        await self.alarms.stop()
+        await asyncio.gather(
+            *(obj.evict("host shutdown") for obj in list(self.active.values())),
+            return_exceptions=True,
+        )
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._flush_activity()
+        await self.lease_store.close()
+        if self._dir_lock is not None:
+            self._dir_lock.release()
+        self.running = False
+        logger.info("object host %s stopped", self.host_id)
+
+    # -- delivery ----------------------------------------------------------------------
+
+    async def deliver(self, object_id: ObjectId, event: Event) -> None:
+        """Queue ``event`` on the object, activating it here if needed.
+
+        Raises NotOwner when another host holds the lease, HostUnavailable while
+        this host stops. A call arriving during an eviction waits for it to finish and
+        is then routed afresh by activating again.
+        """
+        await self._ready.wait()
+        while True:
+            if self.stopping:
+                raise HostUnavailable(f"host {self.host_id} is shutting down")
+            active = self.active.get(object_id.key)
+            if active is None:
+                active = await self._activate(object_id)
+            if active.closing:
+                await active.closed.wait()
+                continue
+            active.enqueue(event)
+            return
+
+    async def _activate(self, object_id: ObjectId) -> ActiveObject:
+        key = object_id.key
+        pending = self._activating.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut = asyncio.get_running_loop().create_future()
+        self._activating[key] = fut
+        try:
+            active = await self._activate_new(object_id)
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: waiters re-raise it themselves
+            raise
+        else:
+            fut.set_result(active)
+            return active
+        finally:
+            del self._activating[key]
+
+    async def _activate_new(self, object_id: ObjectId) -> ActiveObject:
+        object_class = get_object_class(object_id.namespace)
+        key = object_id.key
+        for _attempt in range(_ACTIVATION_ATTEMPTS):
+            lease = await self.lease_store.acquire(key, self.host_id)
+            if isinstance(lease, LeaseHolder):
+                raise NotOwner(f"{key} is owned by {lease.host_id}")
+            db = ObjectDatabase(
+                object_path(self.storage_dir, object_id.namespace, object_id.hex),
+                lease.token,
+                synchronous=self.settings.synchronous,
+                max_size=self.settings.max_database_size,
+                cache=self.stores,
+            )
+            try:
+                await self._claim_storage(object_id, db)
+            except StaleOwner as exc:
+                # The lease store forgot tokens (a restart, an embedded process): push its
+                # counter above the stored fence and take a fresh, higher token.
+                db.close()
+                await self.lease_store.release(lease)
+                await self.lease_store.raise_fence(key, getattr(exc, "stored_fence", 0))
+                continue
+            active = ActiveObject(self, object_id, object_class, lease, db)
+            try:
+                await active.start()
+            except BaseException:
+                db.close()
+                await self.lease_store.release(lease)
+                raise
+            self.active[key] = active
+            logger.debug("activated %s with token %s", key, lease.token)
+            return active
+        raise StaleOwner(f"{key}: could not obtain a token above the stored fence")
+
+    async def _claim_storage(self, object_id: ObjectId, db: ObjectDatabase) -> None:
+        """Fence check at activation (DESIGN §4); a file not yet made is claimed on its
+        first write, at the floor kept in the object's record."""
+        if db.exists():
+            await db.activate()
+            return
+        db.floor = await records.aget_fence_floor(object_id)
+        if db.floor >= db.token:
+            exc = StaleOwner(f"{object_id.key}: record fence floor {db.floor} >= token")
+            exc.stored_fence = db.floor  # type: ignore[attr-defined]
+            raise exc
+
+    async def object_closed(self, active: ActiveObject, *, destroy: bool) -> None:
+        """Called by an evicted object after its storage closed."""
+        if self.active.get(active.key) is active:
+            del self.active[active.key]
+        if destroy:
+            remove_object_files(active.db.path)
+            await records.amark_deleted(active.object_id, active.lease.token)
+        await self.lease_store.release(active.lease)
+
+    # -- commit hooks (called by turns) ---------------------------------------------------
+
+    async def before_commit(self, active: ActiveObject) -> None:
+        """Durable side records that must exist before a commit: record and alarm index."""
+        if not active.has_record:
+            await records.aensure_record(active.object_id, active.lease.token)
+            active.has_record = True
+        if active.storage.alarm_changed:
+            alarm = active.storage.get_alarm()
+            if alarm is not None:
+                await aset_alarm_index(active.object_id, alarm)
+
+    def note_activity(self, active: ActiveObject) -> None:
+        """Remember that ``active`` ran a turn; records are updated in batches."""
+        self._activity[active.key] = active
+
+    async def after_alarm_commit(self, active: ActiveObject, alarm: float | None) -> None:
+        """After the commit: clear the index entry of a removed alarm, or refresh it."""
+        if alarm is None:
+            await aclear_alarm_index(active.object_id)
+        else:
+            await aset_alarm_index(active.object_id, alarm)
+
+    # -- background loops ------------------------------------------------------------------
+
+    async def _renew_loop(self) -> None:
+        interval = self.settings.lease_ttl / 3
+        while True:
+            await asyncio.sleep(interval)
+            leases: list[Lease] = [a.lease for a in self.active.values() if not a.closing]
+            if not leases:
+                continue
+            try:
+                renewed = {id(lease) for lease in await self.lease_store.renew(leases)}
+            except Exception:
+                logger.exception("lease renewal failed; leases run out at their deadline")
+                continue
+            for active in list(self.active.values()):
+                if id(active.lease) not in renewed and not active.closing:
+                    logger.warning("lease of %s lost", active.key)
+                    active.evict("lease lost", LeaseLost(f"{active.key}: lease lost; retry"))
+
+    async def _housekeeping_loop(self) -> None:
+        idle = self.settings.idle_timeout
+        interval = max(0.05, min(idle / 2, 5.0))
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for active in list(self.active.values()):
+                if not active.closing and active.is_idle(now, idle):
+                    active.evict("idle")
+            try:
+                await self._flush_activity()
+            except Exception:
+                logger.exception("could not record object activity")
+
+    async def _flush_activity(self) -> None:
+        """Batched record upkeep: one update per written object per interval."""
+        if not self._activity:
+            return
+        batch, self._activity = self._activity, {}
+        now = timezone.now()
+        await records.atouch_many(
+            {
+                (a.object_id.namespace, a.object_id.hex): (now, a.db.size() if a.db.conn else None)
+                for a in batch.values()
+            }
+        )
+
+
+_host: ObjectHost | None = None
+
+
+def get_host() -> ObjectHost | None:
+    """This process's object host, if one was started."""
+    return _host
+
+
+def get_lease_store() -> LeaseStore:
+    """The lease store for this process's mode (embedded: in-process)."""
+    from .conf import is_cluster_mode
+
+    if is_cluster_mode():
+        raise NotImplementedError("cluster mode (REDIS_URL) arrives with the Redis lease store")
+    from .leases.local import LocalLeaseStore
+
+    return LocalLeaseStore(float(get_setting("LEASE_TTL")))
+
+
+async def start_host() -> ObjectHost:
+    """Start this process's host and route calls to it (idempotent)."""
+    global _host
+    from .router import get_router
+
+    if _host is not None and _host.running:
+        return _host
+    host = ObjectHost(get_lease_store(), lock_storage_dir=bool(get_setting("LOCK_STORAGE_DIR")))
+    get_router().host = host  # calls arriving while it starts wait for it to be ready
+    try:
+        await host.start()
+    except BaseException:
+        get_router().host = None
+        raise
+    _host = host
+    return host
+
+
+async def stop_host() -> None:
+    """Stop this process's host gracefully (drain, commit, release)."""
+    global _host
+    from .router import get_router
+
+    host, _host = _host, None
+    get_router().host = None
+    if host is not None:
+        await host.stop()

@@ -1,0 +1,1 @@
+"""Lease stores: who owns which object, with fencing tokens (DESIGN §4)."""

@@ -1,0 +1,57 @@
+"""The embedded lease store: in-process, but issuing real fencing tokens.
+
+Embedded mode has one host, so leases never contend; the store still issues growing
+tokens so that the storage's fence check runs exactly as in cluster mode. Its counters
+start from zero in every process: the fence stored in each object's file (and the
+floor in its record) makes the host bump the counter above it on activation.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .base import Lease, LeaseHolder, LeaseStore
+
+
+class LocalLeaseStore(LeaseStore):
+    """Leases held in a dict, for the single embedded host."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._leases: dict[str, tuple[str, int, float]] = {}
+        self._fences: dict[str, int] = {}
+
+    async def acquire(self, key: str, host_id: str) -> Lease | LeaseHolder:
+        start = time.monotonic()
+        held = self._leases.get(key)
+        if held is not None and held[2] > start and held[0] != host_id:
+            return LeaseHolder(held[0], held[1])
+        token = self._fences.get(key, 0) + 1
+        self._fences[key] = token
+        self._leases[key] = (host_id, token, start + self.ttl)
+        return Lease(key, host_id, token, start + self.ttl)
+
+    async def renew(self, leases: list[Lease]) -> list[Lease]:
+        start = time.monotonic()
+        renewed = []
+        for lease in leases:
+            held = self._leases.get(lease.key)
+            if held is not None and held[:2] == (lease.host_id, lease.token) and held[2] > start:
+                self._leases[lease.key] = (lease.host_id, lease.token, start + self.ttl)
+                lease.deadline = start + self.ttl
+                renewed.append(lease)
+        return renewed
+
+    async def release(self, lease: Lease) -> None:
+        held = self._leases.get(lease.key)
+        if held is not None and held[:2] == (lease.host_id, lease.token):
+            del self._leases[lease.key]
+
+    async def get_holder(self, key: str) -> LeaseHolder | None:
+        held = self._leases.get(key)
+        if held is None or held[2] <= time.monotonic():
+            return None
+        return LeaseHolder(held[0], held[1])
+
+    async def raise_fence(self, key: str, floor: int) -> None:
+        self._fences[key] = max(self._fences.get(key, 0), floor)

@@ -1,0 +1,53 @@
+"""``runserver``: Daphne's development server, plus this process's object host.
+
+Daphne implements no ASGI lifespan, so the host (lease renewal, alarm scheduler) is
+started by the command that starts the server: an alarm due after a restart fires
+before anyone calls (DESIGN §7). Shutdown (Ctrl-C, SIGTERM) drains and commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from daphne.management.commands.runserver import Command as DaphneRunserver
+from daphne.server import Server
+from django.core.management.base import CommandError
+
+logger = logging.getLogger("durable_core")
+
+
+class HostingServer(Server):
+    """A Daphne server whose reactor also runs the object host."""
+
+    start_error: BaseException | None = None
+
+    def run(self) -> None:
+        from twisted.internet import defer, reactor
+
+        from durable_core.host import start_host, stop_host
+
+        def started(fut: asyncio.Future) -> None:
+            if fut.exception() is not None:
+                HostingServer.start_error = fut.exception()
+                logger.critical("object host failed to start: %s", fut.exception())
+                reactor.stop()
+
+        def start() -> None:
+            asyncio.ensure_future(start_host()).add_done_callback(started)
+
+        reactor.callWhenRunning(start)
+        reactor.addSystemEventTrigger(
+            "before", "shutdown", lambda: defer.Deferred.fromFuture(asyncio.ensure_future(stop_host()))
+        )
+        super().run()
+
+
+class Command(DaphneRunserver):
+    help = "Start the ASGI development server with this process's durable object host."
+    server_cls = HostingServer
+
+    def inner_run(self, *args, **options):
+        super().inner_run(*args, **options)
+        if HostingServer.start_error is not None:
+            raise CommandError(str(HostingServer.start_error))

@@ -1,0 +1,34 @@
+"""Object records: every object that ever stored data, with its fence floor and alarm."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ObjectRecord(models.Model):
+    """One durable object that has written storage at least once (DESIGN §10).
+
+    ``fence_floor`` survives deletion of the object's file, so a recreated object still
+    refuses its old owner. ``alarm_at`` is the durable alarm index every host's scheduler
+    reads; the object's own storage holds the truth (DESIGN §8).
+    """
+
+    namespace = models.CharField(max_length=200)
+    object_id = models.CharField(max_length=64)
+    name = models.TextField(blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+    last_active = models.DateTimeField(auto_now_add=True, db_index=True)
+    fence_floor = models.BigIntegerField(default=0)
+    storage_bytes = models.BigIntegerField(default=0)
+    deleted = models.BooleanField(default=False)
+    alarm_at = models.FloatField(null=True, blank=True, db_index=True)
+    alarm_claim_until = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["namespace", "object_id"], name="durable_object_key")
+        ]
+        indexes = [models.Index(fields=["namespace", "name"], name="durable_object_name")]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}:{self.name or self.object_id[:12]}"

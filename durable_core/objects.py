@@ -1,0 +1,115 @@
+"""``DurableObject``: the base class of every durable object, and its context."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import contextlib
+
+    from .ids import ObjectId
+    from .storage import ObjectStorage
+    from .turns import ActiveObject
+
+
+
+@dataclass(frozen=True)
+class AlarmInfo:
+    """What ``on_alarm`` is told about this firing."""
+
+    retry_count: int
+    scheduled_time: float
+
+    @property
+    def is_retry(self) -> bool:
+        """True when an earlier run for the same due time raised."""
+        return self.retry_count > 0
+
+
+class ObjectContext:
+    """``self.ctx``: the object's identity and its handles on the runtime."""
+
+    def __init__(self, active: ActiveObject) -> None:
+        self._active = active
+
+    @property
+    def id(self) -> ObjectId:
+        """This object's ID (``id.name`` is set when it was addressed by name)."""
+        return self._active.object_id
+
+    @property
+    def fencing_token(self) -> int:
+        """The token of this activation; pass it to external systems as a fence."""
+        return self._active.lease.token
+
+    def open_gate(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Let other events run while this turn awaits something slow.
+
+        The writes so far commit on entry; after the block the turn continues in a new
+        atomic segment. Storage writes inside the block raise StorageError.
+        """
+        return self._active.open_gate()
+
+    def abort(self, reason: str = "aborted") -> None:
+        """Reset the object after this turn: queued events fail retryably, state reloads."""
+        self._active.request_abort(reason)
+
+    def destroy(self) -> None:
+        """Delete this object's storage, record and alarm after this turn commits."""
+        self._active.request_destroy()
+
+
+class DurableObject:
+    """Base class of durable objects.
+
+    Subclasses live in an app's ``objects.py``, set ``namespace`` (``"app.Name"``), keep
+    what must last in ``self.storage``, and expose public ``async def`` methods, which
+    stubs call. In-memory attributes are a cache: after a turn raises, the runtime
+    builds a new instance (``on_start`` runs again) unless ``reset_on_error = False``.
+    """
+
+    namespace: ClassVar[str | None] = None
+    reset_on_error: ClassVar[bool] = True
+    _namespace_name: ClassVar[str]
+
+    def __init__(self, ctx: ObjectContext, storage: ObjectStorage) -> None:
+        self.ctx = ctx
+        self.storage = storage
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("abstract", False):
+            return
+        from .registry import register
+
+        cls._namespace_name = cls.namespace or _default_namespace(cls)
+        register(cls)
+
+    @classmethod
+    def get_namespace_name(cls) -> str:
+        """The namespace this class is registered under."""
+        return cls._namespace_name
+
+    @classmethod
+    def is_callable_method(cls, name: str) -> bool:
+        """True for public ``async def`` methods (not ``_x``, not ``on_x`` hooks)."""
+        if name.startswith("_") or name.startswith("on_") or name in _RESERVED:
+            return False
+        attr = inspect.getattr_static(cls, name, None)
+        return inspect.iscoroutinefunction(attr)
+
+    async def on_start(self) -> None:
+        """Called on activation before any event; migrate storage here."""
+
+
+_RESERVED = frozenset(dir(DurableObject))
+
+
+def _default_namespace(cls: type) -> str:
+    from django.apps import apps
+
+    config = apps.get_containing_app_config(cls.__module__) if apps.apps_ready else None
+    label = config.label if config else cls.__module__.split(".")[0]
+    return f"{label}.{cls.__name__}"

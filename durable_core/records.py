@@ -1,0 +1,69 @@
+"""Reads and writes of object records from the runtime (async, off the event loop)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.utils import timezone
+
+from .ids import ObjectId
+from .models import ObjectRecord
+
+
+async def aget_fence_floor(object_id: ObjectId) -> int:
+    """The fence floor kept for an object (0 when it never stored data)."""
+    floor = await (
+        ObjectRecord.objects.filter(namespace=object_id.namespace, object_id=object_id.hex)
+        .values_list("fence_floor", flat=True)
+        .afirst()
+    )
+    return floor or 0
+
+
+async def aensure_record(object_id: ObjectId, token: int) -> None:
+    """Create (or revive) the record before the reply to the object's first write leaves."""
+    await ObjectRecord.objects.aupdate_or_create(
+        namespace=object_id.namespace,
+        object_id=object_id.hex,
+        defaults={"deleted": False, "last_active": timezone.now()},
+        create_defaults={"name": object_id.name or "", "fence_floor": token},
+    )
+
+
+@sync_to_async
+def amark_deleted(object_id: ObjectId, token: int) -> None:
+    """After the file is gone: keep the record as a fence floor, clear its alarm."""
+    with transaction.atomic():
+        record = (
+            ObjectRecord.objects.select_for_update()
+            .filter(namespace=object_id.namespace, object_id=object_id.hex)
+            .first()
+        )
+        if record is None:
+            ObjectRecord.objects.create(
+                namespace=object_id.namespace,
+                object_id=object_id.hex,
+                name=object_id.name or "",
+                fence_floor=token,
+                deleted=True,
+            )
+            return
+        record.fence_floor = max(record.fence_floor, token)
+        record.deleted = True
+        record.alarm_at = None
+        record.alarm_claim_until = None
+        record.storage_bytes = 0
+        record.save()
+
+
+@sync_to_async
+def atouch_many(activity: dict[tuple[str, str], tuple[dt.datetime, int | None]]) -> None:
+    """Batched ``last_active`` and size updates (one write per object per flush)."""
+    with transaction.atomic():
+        for (namespace, hex_id), (when, size) in activity.items():
+            fields: dict = {"last_active": when}
+            if size is not None:
+                fields["storage_bytes"] = size
+            ObjectRecord.objects.filter(namespace=namespace, object_id=hex_id).update(**fields)

@@ -1,0 +1,84 @@
+"""Namespaces: which DurableObject class serves which namespace name.
+
+Classes register themselves when defined (``DurableObject.__init_subclass__``); the app
+config imports every installed app's ``objects`` module at start (autodiscovery).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from .exceptions import NamespaceNotFound
+from .ids import ObjectId
+
+if TYPE_CHECKING:
+    from .objects import DurableObject
+    from .stubs import ObjectStub
+
+NAMESPACE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+")
+
+_classes: dict[str, type[DurableObject]] = {}
+duplicates: list[tuple[str, type, type]] = []  # reported by system check E002
+
+
+def register(cls: type[DurableObject]) -> None:
+    """Register ``cls`` under its namespace (explicit, or ``<app_label>.<ClassName>``)."""
+    name = cls.get_namespace_name()
+    existing = _classes.get(name)
+    if existing is not None and existing.__qualname__ != cls.__qualname__:
+        duplicates.append((name, existing, cls))
+    _classes[name] = cls
+
+
+def get_object_class(namespace: str) -> type[DurableObject]:
+    """The class registered for ``namespace``; raises NamespaceNotFound."""
+    try:
+        return _classes[namespace]
+    except KeyError:
+        raise NamespaceNotFound(f"no durable object class is registered as {namespace!r}") from None
+
+
+def get_registered_classes() -> dict[str, type[DurableObject]]:
+    """Every registered namespace and its class."""
+    return dict(_classes)
+
+
+class Namespace:
+    """Makes IDs and stubs for one namespace."""
+
+    def __init__(self, name: str, cls: type[DurableObject]) -> None:
+        self.name = name
+        self.object_class = cls
+
+    def id_from_name(self, name: str) -> ObjectId:
+        """The deterministic ID for ``name``."""
+        return ObjectId.from_name(self.name, name)
+
+    def new_unique_id(self) -> ObjectId:
+        """A new random ID."""
+        return ObjectId.new_unique(self.name)
+
+    def id_from_string(self, value: str) -> ObjectId:
+        """Parse a 64-hex ID of this namespace; raises InvalidObjectId."""
+        return ObjectId.from_string(self.name, value)
+
+    def get(self, object_id: ObjectId) -> ObjectStub:
+        """A stub for ``object_id`` (which must belong to this namespace)."""
+        from .stubs import ObjectStub
+
+        if not isinstance(object_id, ObjectId) or object_id.namespace != self.name:
+            object_id = self.id_from_string(getattr(object_id, "hex", object_id))
+        return ObjectStub(object_id, self.object_class)
+
+    def get_by_name(self, name: str) -> ObjectStub:
+        """A stub for the object named ``name``."""
+        return self.get(self.id_from_name(name))
+
+    def __repr__(self) -> str:
+        return f"<Namespace {self.name}>"
+
+
+def get_namespace(name: str) -> Namespace:
+    """The namespace ``name``; raises NamespaceNotFound when no class serves it."""
+    return Namespace(name, get_object_class(name))

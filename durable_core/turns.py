@@ -1,0 +1,544 @@
+"""Turns and gates: how one active object processes its events (DESIGN §6).
+
+Input gate: one event at a time. The dispatcher takes events from the mailbox and runs
+them as turns; several queued turns share one SQLite transaction, each in its own
+savepoint, and their replies are released together after that one commit (group
+commit). Output gate: a reply leaves only after its writes committed and while the
+lease is still valid. A turn that awaits another object (or ``ctx.open_gate()``)
+commits what it has, lets other events run, and resumes in a new segment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import (
+    DurableError,
+    InvalidArgument,
+    LeaseLost,
+    MethodNotFound,
+    ObjectOverloaded,
+    StaleOwner,
+    StorageError,
+    TurnTimeout,
+    error_to_dict,
+)
+from .objects import AlarmInfo, ObjectContext
+from .storage import ObjectStorage
+
+if TYPE_CHECKING:
+    from .host import ObjectHost
+    from .ids import ObjectId
+    from .leases.base import Lease
+    from .objects import DurableObject
+    from .storage.database import ObjectDatabase
+
+logger = logging.getLogger(__name__)
+
+Reply = tuple[str, Any]  # ("ok", result JSON text) or ("err", error envelope)
+
+ALARM_MAX_RETRIES = 6
+ALARM_FIRST_BACKOFF = 2.0
+
+_current_turn: contextvars.ContextVar[TurnState | None] = contextvars.ContextVar(
+    "durable_current_turn", default=None
+)
+
+
+@dataclass
+class Event:
+    """One thing for an object to handle: an RPC or an alarm."""
+
+    kind: str  # "call" | "alarm"
+    future: asyncio.Future
+    method: str = ""
+    payload: str = "[[], {}]"  # JSON [args, kwargs]: a copy, as on the remote path
+    call_id: str = ""
+    retry: bool = False
+    lifecycle: bool = False  # never refused by the mailbox bound (WebSocket connect/close)
+
+
+@dataclass
+class TurnState:
+    """The running turn, visible to code it calls through a context variable."""
+
+    active: ActiveObject
+    yielded: asyncio.Future  # "done" / "failed" / "opened", for the dispatcher
+    holds_gate: bool = False  # after re-entering from an open gate, the turn owns the gate
+    gate_open: bool = False
+    outbox: list[Any] = field(default_factory=list)
+
+
+def get_current_turn() -> TurnState | None:
+    """The turn running in this task, if any."""
+    return _current_turn.get()
+
+
+class Gate:
+    """The input gate: a lock in which resuming turns go before new events."""
+
+    def __init__(self) -> None:
+        self.locked = False
+        self._resuming: deque[asyncio.Future] = deque()
+        self._waiting: deque[asyncio.Future] = deque()
+
+    async def acquire(self, *, resuming: bool = False) -> None:
+        """Wait for the gate; ``resuming`` turns are served first."""
+        if not self.locked:
+            self.locked = True
+            return
+        fut = asyncio.get_running_loop().create_future()
+        (self._resuming if resuming else self._waiting).append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed over just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        """Hand the gate to the next waiter, resuming turns first."""
+        for queue in (self._resuming, self._waiting):
+            while queue:
+                fut = queue.popleft()
+                if not fut.done():
+                    fut.set_result(None)
+                    return
+        self.locked = False
+
+
+class ActiveObject:
+    """One activated object: instance, storage, mailbox, gates and lease."""
+
+    def __init__(
+        self,
+        host: ObjectHost,
+        object_id: ObjectId,
+        object_class: type[DurableObject],
+        lease: Lease,
+        db: ObjectDatabase,
+    ) -> None:
+        self.host = host
+        self.object_id = object_id
+        self.key = object_id.key
+        self.object_class = object_class
+        self.lease = lease
+        self.db = db
+        db.write_guard = self._check_write_allowed
+        self.storage = ObjectStorage(db, sql_time_limit_ms=host.settings.sql_time_limit_ms)
+        self.ctx = ObjectContext(self)
+        self.instance: DurableObject = object_class(self.ctx, self.storage)
+        self.mailbox: deque[Event] = deque()
+        self.gate = Gate()
+        self.pending: list[tuple[asyncio.Future, Reply]] = []
+        self.closing = False
+        self.closed = asyncio.Event()
+        self.last_event = time.monotonic()
+        self.turns = 0
+        self._wake = asyncio.Event()
+        self._dispatcher: asyncio.Task | None = None
+        self._abort_reason: str | None = None
+        self._destroy = False
+        self._eviction: asyncio.Task | None = None
+        self._calls_recorded = 0
+        self._alarm_timer: asyncio.TimerHandle | None = None
+        self.has_record = db.exists()  # a file implies its record was made with it
+        self._running_turns = 0  # turns started and not finished (some may wait at a gate)
+        self._turns_done = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<ActiveObject {self.key} token={self.lease.token}>"
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Run ``on_start`` under the gate (no event runs before it returns)."""
+        await self.gate.acquire()
+        try:
+            await self._run_on_start()
+        finally:
+            self.gate.release()
+        self._dispatcher = asyncio.create_task(self._dispatch(), name=f"durable:{self.key}")
+        self._schedule_alarm_timer(self.storage.get_alarm())
+
+    async def _run_on_start(self) -> None:
+        self.db.begin_turn()
+        ok = False
+        try:
+            await self.instance.on_start()
+            ok = True
+        finally:
+            self.db.end_turn(ok)
+        await self._commit_segment()
+
+    def enqueue(self, event: Event) -> None:
+        """Queue an event; raises ObjectOverloaded beyond the mailbox bound."""
+        if len(self.mailbox) >= self.host.settings.mailbox_size and not event.lifecycle:
+            raise ObjectOverloaded(
+                f"{self.key}: mailbox holds {len(self.mailbox)} events; retry later"
+            )
+        self.mailbox.append(event)
+        self.last_event = time.monotonic()
+        self._wake.set()
+
+    def is_idle(self, now: float, idle_timeout: float) -> bool:
+        """True when nothing is queued or running and the object sat idle long enough."""
+        return (
+            not self.mailbox
+            and not self.gate.locked
+            and now - self.last_event >= idle_timeout
+        )
+
+    def evict(self, reason: str, error: DurableError | None = None) -> asyncio.Task:
+        """Start evicting (idempotent): drain or fail queued events, close, release."""
+        if self._eviction is None:
+            self.closing = True
+            if error is not None:
+                self._fail_queued(error)
+            self._wake.set()
+            self._eviction = asyncio.create_task(self._close(reason, error))
+        return self._eviction
+
+    def _fail_queued(self, error: DurableError) -> None:
+        while self.mailbox:
+            event = self.mailbox.popleft()
+            if not event.future.done():
+                event.future.set_result(("err", error.to_dict()))
+
+    async def _close(self, reason: str, error: DurableError | None) -> None:
+        logger.debug("evicting %s (%s)", self.key, reason)
+        try:
+            if self._dispatcher is not None:
+                if error is None:
+                    await self._dispatcher  # graceful: the mailbox drains first
+                else:
+                    await self.gate.acquire()  # wait for the running turn to finish
+                    self.gate.release()
+                    self._dispatcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await self._dispatcher
+            if self._running_turns:
+                # A turn suspended at an open gate still belongs to this activation.
+                self._turns_done.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.host.settings.turn_timeout):
+                        await self._turns_done.wait()
+            self._fail_queued(error or LeaseLost(f"{self.key} was evicted; retry"))
+        finally:
+            self.lease.deadline = 0.0  # nothing of this activation may commit or reply now
+            if self._alarm_timer is not None:
+                self._alarm_timer.cancel()
+            self.db.close()
+            await self.host.object_closed(self, destroy=self._destroy)
+            self.closed.set()
+
+    # -- the dispatcher ------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        while True:
+            if not self.mailbox:
+                if self.closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self.gate.acquire()
+            released = False
+            try:
+                released = await self._run_batch()
+            finally:
+                if not released:
+                    self.gate.release()
+            if self._abort_reason is not None:
+                reason, self._abort_reason = self._abort_reason, None
+                await self._reset(reason)
+
+    async def _run_batch(self) -> bool:
+        """Run queued turns in one transaction; True if a turn took the gate over."""
+        settings = self.host.settings
+        for _ in range(settings.max_batch):
+            if not self.mailbox:
+                break
+            if not self.lease.is_valid():
+                self.evict("lease lapsed", LeaseLost(f"{self.key}: lease lapsed; retry"))
+                break
+            event = self.mailbox.popleft()
+            state = TurnState(self, asyncio.get_running_loop().create_future())
+            asyncio.create_task(self._turn(event, state))
+            outcome = await state.yielded
+            if outcome == "opened":
+                return True
+            if outcome == "failed" or self._abort_reason is not None or self._destroy:
+                break  # the instance is reset after this commit, before the next event
+        await self._commit_segment()
+        if self._needs_reset:
+            await self._reset("turn failed")
+        return False
+
+    # -- one turn --------------------------------------------------------------------
+
+    _needs_reset = False
+
+    async def _turn(self, event: Event, state: TurnState) -> None:
+        _current_turn.set(state)
+        self.turns += 1
+        self._running_turns += 1
+        self.db.begin_turn()
+        failed = False
+        deadline = asyncio.timeout(self.host.settings.turn_timeout)
+        try:
+            async with deadline:
+                reply = await self._invoke(event)
+        except Exception as exc:
+            failed = True
+            self.db.end_turn(ok=False)
+            if isinstance(exc, TimeoutError) and deadline.expired():
+                exc = TurnTimeout(f"{self.key}: turn exceeded its time limit; object reset")
+                self._needs_reset = True
+            reply = ("err", error_to_dict(exc))
+            if event.kind == "alarm":
+                self._schedule_alarm_retry()
+            if self.instance.reset_on_error and not isinstance(exc, _CALLER_ERRORS):
+                self._needs_reset = True
+            if not isinstance(exc, DurableError):
+                logger.info("turn of %s raised %s: %s", self.key, type(exc).__name__, exc)
+        else:
+            if self.db.turn_wrote and event.kind == "call":
+                self._record_call(event.call_id, reply)
+            self.db.end_turn(ok=True)
+        self.pending.append((event.future, reply))
+        self._running_turns -= 1
+        if not self._running_turns:
+            self._turns_done.set()
+        if state.holds_gate:
+            # This turn opened the gate earlier, so the dispatcher moved on: finish here.
+            await self._commit_segment()
+            if self._needs_reset:
+                await self._reset("turn failed")
+            self.gate.release()
+        else:
+            state.yielded.set_result("failed" if failed else "done")
+
+    async def _invoke(self, event: Event) -> Reply:
+        if event.kind == "alarm":
+            await self._fire_alarm()
+            return ("ok", "null")
+        if event.retry:
+            previous = self._recorded_reply(event.call_id)
+            if previous is not None:
+                return ("ok", previous)
+        if not self.object_class.is_callable_method(event.method):
+            raise MethodNotFound(f"{self.key} has no public async method {event.method!r}")
+        args, kwargs = json.loads(event.payload)
+        method = getattr(self.instance, event.method)
+        try:
+            result = await method(*args, **kwargs)
+        except TypeError as exc:
+            if _is_signature_error(exc, method, args, kwargs):
+                raise InvalidArgument(f"{event.method}(): {exc}") from exc
+            raise
+        return ("ok", encode_json(result, "result"))
+
+    # -- call ids (DESIGN §3.7): a retried call returns the first result -----------
+
+    def _record_call(self, call_id: str, reply: Reply) -> None:
+        conn = self.db.ensure_writable()
+        conn.execute(
+            "INSERT OR REPLACE INTO _do_calls(call_id, reply, ts) VALUES (?, ?, ?)",
+            (call_id, reply[1], time.time()),
+        )
+        self._calls_recorded += 1
+        if self._calls_recorded % 128 == 0:
+            window = self.host.settings.call_id_window
+            conn.execute(
+                "DELETE FROM _do_calls WHERE seq <= (SELECT max(seq) FROM _do_calls) - ? "
+                "OR ts < ?",
+                (window, time.time() - self.host.settings.call_id_seconds),
+            )
+
+    def _recorded_reply(self, call_id: str) -> str | None:
+        if self.db.conn is None and not self.db.exists():
+            return None
+        row = self.db.open().execute(
+            "SELECT reply FROM _do_calls WHERE call_id=?", (call_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    # -- gates ---------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def open_gate(self) -> AsyncIterator[None]:
+        """Commit the turn so far, let other events run, then resume in a new segment."""
+        state = _current_turn.get()
+        if state is None or state.active is not self or state.gate_open:
+            yield  # not inside this object's turn: nothing to open
+            return
+        self.db.end_turn(ok=True)
+        await self._commit_segment()
+        state.gate_open = True
+        self.gate.release()
+        if not state.holds_gate:
+            state.holds_gate = True
+            state.yielded.set_result("opened")
+        try:
+            yield
+        finally:
+            await self.gate.acquire(resuming=True)
+            state.gate_open = False
+            self.db.begin_turn()
+
+    def _check_write_allowed(self) -> None:
+        state = _current_turn.get()
+        if state is not None and state.gate_open:
+            raise StorageError("storage cannot be written while the turn's gate is open")
+
+    # -- commit and output gate --------------------------------------------------------
+
+    async def _commit_segment(self) -> None:
+        """Commit the segment, then release its replies (output gate)."""
+        pending, self.pending = self.pending, []
+        try:
+            if self.db.in_write_tx:
+                await self.host.before_commit(self)
+            if not self.lease.is_valid():
+                raise LeaseLost(f"{self.key}: lease lapsed before commit; retry")
+            self.db.commit()
+        except (StaleOwner, LeaseLost) as exc:
+            self.db.rollback()
+            logger.warning("%s refused to commit: %s", self.key, exc)
+            for fut, _reply in pending:
+                _settle(fut, ("err", exc.to_dict()))
+            self.evict("fenced", exc)
+            return
+        except StorageError as exc:
+            self.db.rollback()
+            for fut, _reply in pending:
+                _settle(fut, ("err", exc.to_dict()))
+            self._needs_reset = True
+            return
+        if self.storage.alarm_changed:
+            self.storage.alarm_changed = False
+            alarm = self.storage.get_alarm()
+            await self.host.after_alarm_commit(self, alarm)
+            self._schedule_alarm_timer(alarm)
+        self.host.note_activity(self)
+        if self._destroy and not self.closing:
+            self.evict("destroyed")
+        for fut, reply in pending:
+            _settle(fut, reply)
+
+    # -- resets ------------------------------------------------------------------------
+
+    def request_abort(self, reason: str) -> None:
+        """Reset after the current turn (``ctx.abort``)."""
+        self._abort_reason = reason
+
+    def request_destroy(self) -> None:
+        """Delete storage after the current turn commits (``ctx.destroy``)."""
+        self._destroy = True
+
+    async def _reset(self, reason: str) -> None:
+        """Build a fresh instance from storage and run ``on_start`` again."""
+        self._needs_reset = False
+        if self.closing:
+            return
+        logger.info("resetting %s: %s", self.key, reason)
+        self.db.rollback()
+        self.instance = self.object_class(self.ctx, self.storage)
+        try:
+            await self._run_on_start()
+        except Exception as exc:
+            logger.warning("on_start of %s failed after reset: %s", self.key, exc)
+            self.evict("on_start failed", LeaseLost(f"{self.key}: restart failed; retry"))
+
+    # -- alarms (DESIGN §8) ---------------------------------------------------------------
+
+    async def _fire_alarm(self) -> None:
+        scheduled = self.storage.get_alarm()
+        if scheduled is None or scheduled > time.time() + 0.005:
+            self.storage.alarm_changed = True  # an early or stale wake-up: resync the index
+            return
+        retry = int(self.db.get_meta("alarm_retry") or 0)  # type: ignore[call-overload]
+        # Cleared first, inside the turn: the handler may set the next alarm, and a
+        # handler that raises rolls this back with everything else.
+        self.db.set_meta("alarm", None)
+        self.db.set_meta("alarm_retry", None)
+        self.storage.alarm_changed = True
+        handler = getattr(self.instance, "on_alarm", None)
+        if handler is None:
+            logger.warning("%s has an alarm but no on_alarm handler", self.key)
+            return
+        await handler(AlarmInfo(retry_count=retry, scheduled_time=scheduled))
+
+    def _schedule_alarm_retry(self) -> None:
+        """After a raising on_alarm was rolled back: count the retry and back off."""
+        retry = int(self.db.get_meta("alarm_retry") or 0) + 1  # type: ignore[call-overload]
+        self.db.begin_turn()
+        if retry > ALARM_MAX_RETRIES:
+            logger.error("%s: on_alarm failed %s times; alarm dropped", self.key, retry)
+            self.db.set_meta("alarm", None)
+            self.db.set_meta("alarm_retry", None)
+        else:
+            delay = ALARM_FIRST_BACKOFF * 2 ** (retry - 1)
+            self.db.set_meta("alarm", time.time() + delay)
+            self.db.set_meta("alarm_retry", retry)
+        self.db.end_turn(ok=True)
+        self.storage.alarm_changed = True
+
+    def _schedule_alarm_timer(self, when: float | None) -> None:
+        if self._alarm_timer is not None:
+            self._alarm_timer.cancel()
+            self._alarm_timer = None
+        if when is None or self.closing:
+            return
+        delay = max(0.0, when - time.time())
+        self._alarm_timer = asyncio.get_running_loop().call_later(delay, self._alarm_due)
+
+    def _alarm_due(self) -> None:
+        self._alarm_timer = None
+        if self.closing:
+            return
+        future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_consume)
+        self.enqueue(Event("alarm", future, lifecycle=True))
+
+
+# Errors about the call itself, not the object's state: no reset needed.
+_CALLER_ERRORS = (InvalidArgument, MethodNotFound)
+
+
+def encode_json(value: Any, what: str) -> str:
+    """JSON-encode a call's arguments or result; raises InvalidArgument."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"{what} must be JSON-compatible: {exc}") from exc
+
+
+def _settle(fut: asyncio.Future, reply: Reply) -> None:
+    if not fut.done():
+        fut.set_result(reply)
+
+
+def _consume(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.result()
+
+
+def _is_signature_error(exc: TypeError, method: Any, args: list, kwargs: dict) -> bool:
+    import inspect
+
+    try:
+        inspect.signature(method).bind(*args, **kwargs)
+    except TypeError:
+        return True
+    return False
