@@ -90,6 +90,7 @@ class CallTimeout(DurableError):
     """Raised when a call had no reply within its deadline; retry with the same call id."""
 
     retryable = True
+    call_id: str | None = None  # pass to ObjectStub.call(call_id=...) to retry safely
 
 
 class TurnTimeout(DurableError):

@@ -36,23 +36,34 @@ class Router:
         kwargs: dict[str, Any],
         *,
         timeout: float | None = None,
+        call_id: str | None = None,
     ) -> Any:
-        """Call ``method`` on the object and return its (JSON-copied) result."""
+        """Call ``method`` on the object and return its (JSON-copied) result.
+
+        ``call_id``: give the id of an earlier attempt (``CallTimeout.call_id``) to retry
+        it; if that attempt committed, its first result is returned and nothing reruns.
+        """
         payload = encode_json([list(args), kwargs], "call arguments")
         turn = get_current_turn()
         if turn is not None and not turn.gate_open:
             # A call to another object opens the caller's gate (Cloudflare's rule), so
             # A→B→A completes and crossing chains A→B / B→A never deadlock.
             async with turn.active.open_gate():
-                return await self._send(object_id, "call", method, payload, timeout)
-        return await self._send(object_id, "call", method, payload, timeout)
+                return await self._send(object_id, "call", method, payload, timeout, call_id)
+        return await self._send(object_id, "call", method, payload, timeout, call_id)
 
     async def deliver_alarm(self, object_id: ObjectId) -> None:
         """Deliver a due alarm to the object wherever it is (or gets) activated."""
         await self._send(object_id, "alarm", "", "null", None)
 
     async def _send(
-        self, object_id: ObjectId, kind: str, method: str, payload: str, timeout: float | None
+        self,
+        object_id: ObjectId,
+        kind: str,
+        method: str,
+        payload: str,
+        timeout: float | None,
+        call_id: str | None = None,
     ) -> Any:
         host = self.host
         if host is None:
@@ -63,21 +74,24 @@ class Router:
             )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (timeout or float(get_setting("CALL_TIMEOUT")))
-        call_id = uuid.uuid4().hex
+        retry = call_id is not None  # a caller-given id may name an attempt that ran
+        call_id = call_id or uuid.uuid4().hex
         attempt = 0
         while True:
             future = loop.create_future()
-            event = Event(kind, future, method, payload, call_id, retry=attempt > 0)
+            event = Event(kind, future, method, payload, call_id, retry=retry or attempt > 0)
             remaining = deadline - loop.time()
             try:
                 async with asyncio.timeout(remaining):
                     await host.deliver(object_id, event)
                     status, body = await future
             except TimeoutError:
-                raise CallTimeout(
+                error = CallTimeout(
                     f"no reply from {object_id.key} within the deadline; the call may have run: "
-                    "retry it with the same call id"
-                ) from None
+                    f"retry it with call_id={call_id!r}"
+                )
+                error.call_id = call_id
+                raise error from None
             except Exception as exc:  # refused before the event was queued
                 status, body = "err", error_to_dict(exc)
             if status == "ok":

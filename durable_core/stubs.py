@@ -32,13 +32,26 @@ class ObjectStub:
         call.__name__ = method
         return call
 
-    async def call(self, method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
-        """Call ``method`` with an explicit deadline (seconds)."""
+    async def call(
+        self,
+        method: str,
+        *args: Any,
+        timeout: float | None = None,
+        call_id: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Call ``method`` with an explicit deadline (seconds) and/or call id.
+
+        Pass the ``call_id`` of a ``CallTimeout`` to retry that call: if it ran and
+        committed, its first result comes back and it does not run twice.
+        """
         from .router import get_router
 
         if not self._class.is_callable_method(method):
             raise MethodNotFound(f"no public async method {method!r}")
-        return await get_router().call(self.id, method, args, kwargs, timeout=timeout)
+        return await get_router().call(
+            self.id, method, args, kwargs, timeout=timeout, call_id=call_id
+        )
 
     def __repr__(self) -> str:
         return f"<ObjectStub {self.id!r}>"

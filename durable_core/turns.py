@@ -75,6 +75,7 @@ class TurnState:
     yielded: asyncio.Future  # "done" / "failed" / "opened", for the dispatcher
     holds_gate: bool = False  # after re-entering from an open gate, the turn owns the gate
     gate_open: bool = False
+    user_code_ran: bool = False  # errors before it (bad method, bad args) need no reset
     outbox: list[Any] = field(default_factory=list)
 
 
@@ -297,7 +298,7 @@ class ActiveObject:
         deadline = asyncio.timeout(self.host.settings.turn_timeout)
         try:
             async with deadline:
-                reply = await self._invoke(event)
+                reply = await self._invoke(event, state)
         except Exception as exc:
             failed = True
             self.db.end_turn(ok=False)
@@ -307,7 +308,7 @@ class ActiveObject:
             reply = ("err", error_to_dict(exc))
             if event.kind == "alarm":
                 self._schedule_alarm_retry()
-            if self.instance.reset_on_error and not isinstance(exc, _CALLER_ERRORS):
+            if self.instance.reset_on_error and state.user_code_ran:
                 self._needs_reset = True
             if not isinstance(exc, DurableError):
                 logger.info("turn of %s raised %s: %s", self.key, type(exc).__name__, exc)
@@ -328,8 +329,9 @@ class ActiveObject:
         else:
             state.yielded.set_result("failed" if failed else "done")
 
-    async def _invoke(self, event: Event) -> Reply:
+    async def _invoke(self, event: Event, state: TurnState) -> Reply:
         if event.kind == "alarm":
+            state.user_code_ran = True
             await self._fire_alarm()
             return ("ok", "null")
         if event.retry:
@@ -340,10 +342,12 @@ class ActiveObject:
             raise MethodNotFound(f"{self.key} has no public async method {event.method!r}")
         args, kwargs = json.loads(event.payload)
         method = getattr(self.instance, event.method)
+        state.user_code_ran = True
         try:
             result = await method(*args, **kwargs)
         except TypeError as exc:
             if _is_signature_error(exc, method, args, kwargs):
+                state.user_code_ran = False  # the method never started
                 raise InvalidArgument(f"{event.method}(): {exc}") from exc
             raise
         return ("ok", encode_json(result, "result"))
@@ -510,10 +514,6 @@ class ActiveObject:
         future = asyncio.get_running_loop().create_future()
         future.add_done_callback(_consume)
         self.enqueue(Event("alarm", future, lifecycle=True))
-
-
-# Errors about the call itself, not the object's state: no reset needed.
-_CALLER_ERRORS = (InvalidArgument, MethodNotFound)
 
 
 def encode_json(value: Any, what: str) -> str:

@@ -50,3 +50,87 @@ class Chain(DurableObject):
         await asyncio.sleep(delay)
         stub = get_namespace("tests.Chain").get_by_name(other)
         return f"{self.ctx.id.name}>" + await stub.ping()
+
+
+class Gated(DurableObject):
+    """Opens its gate explicitly around a slow await."""
+
+    namespace = "tests.Gated"
+
+    async def wait_outside(self, delay: float) -> int:
+        self.storage.put("before", self.storage.get("before", 0) + 1)
+        async with self.ctx.open_gate():
+            await asyncio.sleep(delay)
+        self.storage.put("after", self.storage.get("after", 0) + 1)
+        return self.storage.get("after")
+
+    async def write_inside_open_gate(self) -> None:
+        async with self.ctx.open_gate():
+            self.storage.put("x", 1)
+
+    async def quick(self) -> int:
+        return self.storage.get("before", 0)
+
+
+class Stateful(DurableObject):
+    """Keeps an in-memory cache to show resets after failures."""
+
+    namespace = "tests.Stateful"
+    starts = 0
+
+    async def on_start(self) -> None:
+        Stateful.starts += 1
+        self.cache = self.storage.get("v", 0)
+
+    async def bump_memory_then_fail(self) -> None:
+        self.cache += 100
+        raise RuntimeError("after mutating memory")
+
+    async def cached(self) -> int:
+        return self.cache
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def echo(self, value):
+        return value
+
+    async def give_unencodable(self):
+        return {1, 2}
+
+
+class Alarmed(DurableObject):
+    namespace = "tests.Alarmed"
+    fail_times = 0  # class-level: a raising handler's storage writes are rolled back
+
+    async def schedule(self, at: float) -> None:
+        self.storage.set_alarm(at)
+
+    async def alarm(self) -> float | None:
+        return self.storage.get_alarm()
+
+    async def firings(self) -> list:
+        return self.storage.get("firings", [])
+
+    async def on_alarm(self, info) -> None:
+        firings = self.storage.get("firings", [])
+        firings.append([info.retry_count, info.is_retry])
+        self.storage.put("firings", firings)
+        if Alarmed.fail_times:
+            Alarmed.fail_times -= 1
+            raise RuntimeError("alarm handler failure")
+
+
+class Starter(DurableObject):
+    """An object whose on_start fails a given number of times."""
+
+    namespace = "tests.Starter"
+    failures_left = 0
+
+    async def on_start(self) -> None:
+        if Starter.failures_left:
+            Starter.failures_left -= 1
+            raise RuntimeError("on_start failed")
+
+    async def hello(self) -> str:
+        return "hi"
