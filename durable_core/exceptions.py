@@ -73,6 +73,12 @@ class LeaseLost(DurableError):
     retryable = True
 
 
+class ObjectReset(DurableError):
+    """Raised when the object was evicted, aborted or destroyed before this call ran; retryable."""
+
+    retryable = True
+
+
 class ObjectOverloaded(DurableError):
     """Raised when an object's mailbox is full; retry after a pause (HTTP 503)."""
 
@@ -136,6 +142,7 @@ _RUNTIME_ERRORS: dict[str, type[DurableError]] = {
         StaleOwner,
         NotOwner,
         LeaseLost,
+        ObjectReset,
         ObjectOverloaded,
         HostUnavailable,
         CallTimeout,

@@ -53,7 +53,8 @@ class ObjectContext:
         return self._active.open_gate()
 
     def abort(self, reason: str = "aborted") -> None:
-        """Reset the object after this turn: queued events fail retryably, state reloads."""
+        """Evict the object after this turn commits; queued calls are retried on a fresh
+        instance (which runs ``on_start`` again)."""
         self._active.request_abort(reason)
 
     def destroy(self) -> None:

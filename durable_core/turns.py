@@ -27,6 +27,7 @@ from .exceptions import (
     LeaseLost,
     MethodNotFound,
     ObjectOverloaded,
+    ObjectReset,
     StaleOwner,
     StorageError,
     TurnTimeout,
@@ -175,7 +176,8 @@ class ActiveObject:
         self.db.begin_turn()
         ok = False
         try:
-            await self.instance.on_start()
+            async with asyncio.timeout(self.host.settings.turn_timeout):
+                await self.instance.on_start()
             ok = True
         finally:
             self.db.end_turn(ok)
@@ -233,7 +235,7 @@ class ActiveObject:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.host.settings.turn_timeout):
                         await self._turns_done.wait()
-            self._fail_queued(error or LeaseLost(f"{self.key} was evicted; retry"))
+            self._fail_queued(error or ObjectReset(f"{self.key} was evicted; retry"))
         finally:
             self.lease.deadline = 0.0  # nothing of this activation may commit or reply now
             if self._alarm_timer is not None:
@@ -245,23 +247,25 @@ class ActiveObject:
     # -- the dispatcher ------------------------------------------------------------
 
     async def _dispatch(self) -> None:
-        while True:
-            if not self.mailbox:
-                if self.closing:
-                    return
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            await self.gate.acquire()
-            released = False
-            try:
-                released = await self._run_batch()
-            finally:
-                if not released:
-                    self.gate.release()
-            if self._abort_reason is not None:
-                reason, self._abort_reason = self._abort_reason, None
-                await self._reset(reason)
+        try:
+            while True:
+                if not self.mailbox:
+                    if self.closing:
+                        return
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                await self.gate.acquire()
+                released = False
+                try:
+                    released = await self._run_batch()
+                finally:
+                    if not released:
+                        self.gate.release()
+        except Exception:
+            # A bug here must not leave callers waiting forever on a dead dispatcher.
+            logger.exception("dispatcher of %s failed", self.key)
+            self.evict("dispatcher failed", ObjectReset(f"{self.key} failed internally; retry"))
 
     async def _run_batch(self) -> bool:
         """Run queued turns in one transaction; True if a turn took the gate over."""
@@ -281,8 +285,7 @@ class ActiveObject:
             if outcome == "failed" or self._abort_reason is not None or self._destroy:
                 break  # the instance is reset after this commit, before the next event
         await self._commit_segment()
-        if self._needs_reset:
-            await self._reset("turn failed")
+        await self._after_segment()
         return False
 
     # -- one turn --------------------------------------------------------------------
@@ -323,8 +326,7 @@ class ActiveObject:
         if state.holds_gate:
             # This turn opened the gate earlier, so the dispatcher moved on: finish here.
             await self._commit_segment()
-            if self._needs_reset:
-                await self._reset("turn failed")
+            await self._after_segment()
             self.gate.release()
         else:
             state.yielded.set_result("failed" if failed else "done")
@@ -419,14 +421,18 @@ class ActiveObject:
         except (StaleOwner, LeaseLost) as exc:
             self.db.rollback()
             logger.warning("%s refused to commit: %s", self.key, exc)
-            for fut, _reply in pending:
-                _settle(fut, ("err", exc.to_dict()))
+            self._fail_pending(pending, exc)
             self.evict("fenced", exc)
             return
         except StorageError as exc:
             self.db.rollback()
-            for fut, _reply in pending:
-                _settle(fut, ("err", exc.to_dict()))
+            self._fail_pending(pending, exc)
+            self._needs_reset = True
+            return
+        except Exception as exc:  # e.g. the Django database refused the record
+            logger.exception("commit of %s failed", self.key)
+            self.db.rollback()
+            self._fail_pending(pending, ObjectReset(f"{self.key}: commit failed ({exc}); retry"))
             self._needs_reset = True
             return
         if self.storage.alarm_changed:
@@ -435,15 +441,25 @@ class ActiveObject:
             await self.host.after_alarm_commit(self, alarm)
             self._schedule_alarm_timer(alarm)
         self.host.note_activity(self)
-        if self._destroy and not self.closing:
-            self.evict("destroyed")
         for fut, reply in pending:
             _settle(fut, reply)
+
+    def _fail_pending(self, pending: list[tuple[asyncio.Future, Reply]], exc: DurableError) -> None:
+        for fut, _reply in pending:
+            _settle(fut, ("err", exc.to_dict()))
+
+    async def _after_segment(self) -> None:
+        """After a commit: honour abort/destroy requests, or rebuild after a failure."""
+        if self._destroy or self._abort_reason is not None:
+            reason = "destroyed" if self._destroy else str(self._abort_reason)
+            self.evict(reason, ObjectReset(f"{self.key} was {reason}; retry"))
+        elif self._needs_reset:
+            await self._reset("turn failed")
 
     # -- resets ------------------------------------------------------------------------
 
     def request_abort(self, reason: str) -> None:
-        """Reset after the current turn (``ctx.abort``)."""
+        """Evict after the current turn commits (``ctx.abort``); queued events retry."""
         self._abort_reason = reason
 
     def request_destroy(self) -> None:
@@ -462,7 +478,7 @@ class ActiveObject:
             await self._run_on_start()
         except Exception as exc:
             logger.warning("on_start of %s failed after reset: %s", self.key, exc)
-            self.evict("on_start failed", LeaseLost(f"{self.key}: restart failed; retry"))
+            self.evict("on_start failed", ObjectReset(f"{self.key}: restart failed; retry"))
 
     # -- alarms (DESIGN §8) ---------------------------------------------------------------
 

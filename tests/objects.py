@@ -32,6 +32,14 @@ class Counter(DurableObject):
     async def token(self) -> int:
         return self.ctx.fencing_token
 
+    async def destroy_me(self) -> None:
+        self.ctx.destroy()
+
+    async def abort_me(self) -> int:
+        self.storage.put("aborted", True)
+        self.ctx.abort("test abort")
+        return self.storage.get("n", 0)
+
 
 class Chain(DurableObject):
     """Calls other objects from inside its turns (gate opening)."""

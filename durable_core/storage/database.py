@@ -15,7 +15,7 @@ import sqlite3
 from pathlib import Path
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StaleOwner, StorageError, StorageLimitExceeded
 
@@ -173,7 +173,21 @@ class ObjectDatabase:
     @property
     def write_ready(self) -> bool:
         """True when a write now lands in the segment's transaction and the turn's savepoint."""
-        return self.in_write_tx and (self.turn_savepoint or not self.turn_active)
+        return (
+            self.in_write_tx
+            and not self.transaction_lost
+            and (self.turn_savepoint or not self.turn_active)
+        )
+
+    @property
+    def transaction_lost(self) -> bool:
+        """True when SQLite rolled the segment back by itself.
+
+        SQLite may undo the whole transaction on an error inside it (SQLITE_FULL, or an
+        INSERT interrupted by the time limit): the segment's earlier turns are gone, and
+        a further statement would run in autocommit mode, outside the fence check.
+        """
+        return self.in_write_tx and self.conn is not None and not self.conn.in_transaction
 
     def ensure_writable(self) -> sqlite3.Connection:
         """Make the next statement part of the segment's write transaction and the turn.
@@ -185,6 +199,8 @@ class ObjectDatabase:
         if self.write_guard is not None:
             self.write_guard()
         conn = self.conn or self.open()
+        if self.transaction_lost:
+            raise StorageError("the write transaction was undone by an earlier error")
         if not self.in_write_tx:
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -218,7 +234,7 @@ class ObjectDatabase:
     def end_turn(self, ok: bool) -> bool:
         """Keep (ok) or undo the turn's writes; returns whether the turn kept writes."""
         wrote = self.turn_wrote and ok
-        if self.turn_savepoint and self.conn is not None:
+        if self.turn_savepoint and self.conn is not None and not self.transaction_lost:
             if not ok:
                 self.conn.execute("ROLLBACK TO _do_turn")
             self.conn.execute("RELEASE _do_turn")
@@ -231,6 +247,9 @@ class ObjectDatabase:
         """Commit the segment's write transaction, if one is open."""
         if not self.in_write_tx:
             return
+        if self.transaction_lost:
+            self.rollback()
+            raise StorageError("the write transaction was undone by an error; nothing committed")
         try:
             self.conn.execute("COMMIT")  # type: ignore[union-attr]
         except sqlite3.OperationalError as exc:
@@ -260,6 +279,14 @@ class ObjectDatabase:
             self.conn.execute(f"ROLLBACK TO {name}")  # type: ignore[union-attr]
         self.conn.execute(f"RELEASE {name}")  # type: ignore[union-attr]
 
+    def write(self, sql: str, params: Any = (), *, many: bool = False) -> sqlite3.Cursor:
+        """Run a runtime write in the current segment; SQLite errors become StorageError."""
+        conn = self.ensure_writable()
+        try:
+            return conn.executemany(sql, params) if many else conn.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise _storage_error(exc) from exc
+
     # -- meta ------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> object | None:
@@ -271,11 +298,10 @@ class ObjectDatabase:
 
     def set_meta(self, key: str, value: object | None) -> None:
         """Write (or with None delete) a runtime value in the current write segment."""
-        conn = self.ensure_writable()
         if value is None:
-            conn.execute("DELETE FROM _do_meta WHERE key=?", (key,))
+            self.write("DELETE FROM _do_meta WHERE key=?", (key,))
         else:
-            conn.execute("INSERT OR REPLACE INTO _do_meta(key, value) VALUES (?, ?)", (key, value))
+            self.write("INSERT OR REPLACE INTO _do_meta(key, value) VALUES (?, ?)", (key, value))
 
     def user_version(self) -> int:
         """The schema version recorded by ``ObjectStorage.migrate`` (0 without a file)."""

@@ -203,3 +203,37 @@ async def test_reading_a_never_written_object_creates_no_file(tmp_path):
     async with object_host(tmp_path / "o"):
         assert await stub("tests.Counter", "ghost").value() == 0
     assert not list((tmp_path / "o").glob("tests.Counter/*/*.sqlite3"))
+
+
+async def test_destroy_removes_file_and_keeps_the_fence_floor(tmp_path):
+    from durable_core.models import ObjectRecord
+
+    async with object_host(tmp_path / "o"):
+        counter = stub("tests.Counter", "doomed")
+        await counter.increment(by=3)
+        old_token = await counter.token()
+        files = list((tmp_path / "o").glob("tests.Counter/*/*.sqlite3"))
+        assert len(files) == 1
+        await counter.destroy_me()
+        for _ in range(100):
+            if not files[0].exists():
+                break
+            await asyncio.sleep(0.02)
+        assert not files[0].exists()
+        record = await ObjectRecord.objects.aget(object_id=counter.id.hex)
+        assert record.deleted and record.fence_floor >= old_token
+        # Recreated from nothing, with a token above everything the old one used.
+        assert await counter.increment() == 1
+        assert await counter.token() > old_token
+        record = await ObjectRecord.objects.aget(object_id=counter.id.hex)
+        assert not record.deleted
+
+
+async def test_abort_commits_the_turn_then_starts_a_fresh_instance(tmp_path):
+    async with object_host(tmp_path / "o"):
+        counter = stub("tests.Counter", "abort")
+        await counter.increment()
+        first = get_instance(counter)
+        assert await counter.abort_me() == 1
+        assert await counter.increment() == 2
+        assert get_instance(counter) is not first
