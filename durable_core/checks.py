@@ -61,7 +61,7 @@ def check_settings(app_configs=None, **kwargs):
     parent = storage if storage.exists() else storage.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if not os.access(parent, os.W_OK):
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
         errors.append(
             Error(
                 f"The object storage directory {storage} is not writable.",

@@ -154,6 +154,7 @@ class ActiveObject:
         self._calls_recorded = 0
         self._alarm_timer: asyncio.TimerHandle | None = None
         self.has_record = db.exists()  # a file implies its record was made with it
+        self._turn_tasks: set[asyncio.Task] = set()
         self._running_turns = 0  # turns started and not finished (some may wait at a gate)
         self._turns_done = asyncio.Event()
 
@@ -278,7 +279,9 @@ class ActiveObject:
                 break
             event = self.mailbox.popleft()
             state = TurnState(self, asyncio.get_running_loop().create_future())
-            asyncio.create_task(self._turn(event, state))
+            task = asyncio.create_task(self._turn(event, state))
+            self._turn_tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._turn_tasks.discard)
             outcome = await state.yielded
             if outcome == "opened":
                 return True
