@@ -155,6 +155,7 @@ class ActiveObject:
         self._alarm_timer: asyncio.TimerHandle | None = None
         self.has_record = db.exists()  # a file implies its record was made with it
         self._turn_tasks: set[asyncio.Task] = set()
+        self._fenced: StaleOwner | LeaseLost | None = None
         self._running_turns = 0  # turns started and not finished (some may wait at a gate)
         self._turns_done = asyncio.Event()
 
@@ -312,7 +313,11 @@ class ActiveObject:
                 exc = TurnTimeout(f"{self.key}: turn exceeded its time limit; object reset")
                 self._needs_reset = True
             reply = ("err", error_to_dict(exc))
-            if event.kind == "alarm":
+            if isinstance(exc, StaleOwner | LeaseLost):
+                # The storage refused this activation's token: nothing of this segment
+                # may commit or leave; _commit_segment evicts (DESIGN §4).
+                self._fenced = exc
+            elif event.kind == "alarm":
                 self._schedule_alarm_retry()
             if self.instance.reset_on_error and state.user_code_ran:
                 self._needs_reset = True
@@ -416,6 +421,8 @@ class ActiveObject:
         """Commit the segment, then release its replies (output gate)."""
         pending, self.pending = self.pending, []
         try:
+            if self._fenced is not None:
+                raise self._fenced
             if self.db.in_write_tx:
                 await self.host.before_commit(self)
             if not self.lease.is_valid():

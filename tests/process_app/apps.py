@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ProcessAppConfig(AppConfig):
+    name = "tests.process_app"
+    label = "process_app"

@@ -1,0 +1,61 @@
+"""The demo's routes plus small JSON views on ``process_app.Alarmed``."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+
+from config.urls import urlpatterns as demo_urlpatterns
+from durable_core.ids import ObjectId
+from durable_core.models import ObjectRecord
+from durable_core.registry import get_namespace
+
+NAMESPACE = "process_app.Alarmed"
+
+
+def _body(request: HttpRequest) -> dict:
+    return json.loads(request.body or b"{}")
+
+
+@csrf_exempt
+async def schedule(request: HttpRequest, name: str) -> JsonResponse:
+    """POST {"delay": s}: set the object's alarm."""
+    stub = get_namespace(NAMESPACE).get_by_name(name)
+    return JsonResponse({"alarm_at": await stub.schedule(float(_body(request)["delay"]))})
+
+
+@csrf_exempt
+async def fail_times(request: HttpRequest, name: str) -> JsonResponse:
+    """POST {"times": n}: make the first n alarm runs raise."""
+    stub = get_namespace(NAMESPACE).get_by_name(name)
+    await stub.set_fail_times(int(_body(request)["times"]))
+    return JsonResponse({"ok": True})
+
+
+async def firings(request: HttpRequest, name: str) -> JsonResponse:
+    """GET: the object's committed firings (activates the object)."""
+    stub = get_namespace(NAMESPACE).get_by_name(name)
+    return JsonResponse({"firings": await stub.firings()})
+
+
+async def alarm_index(request: HttpRequest, name: str) -> JsonResponse:
+    """GET: the alarm index entry of the object, read without activating it."""
+    object_id = ObjectId.from_name(NAMESPACE, name)
+    record = await ObjectRecord.objects.filter(
+        namespace=NAMESPACE, object_id=object_id.hex
+    ).afirst()
+    return JsonResponse(
+        {"exists": record is not None, "alarm_at": record.alarm_at if record else None}
+    )
+
+
+urlpatterns = [
+    *demo_urlpatterns,
+    path("t/alarmed/<str:name>/schedule", schedule),
+    path("t/alarmed/<str:name>/fail-times", fail_times),
+    path("t/alarmed/<str:name>/firings", firings),
+    path("t/alarmed/<str:name>/alarm-index", alarm_index),
+]
