@@ -132,8 +132,12 @@ async def run(quick: bool) -> dict:
     return {
         "benchmark": "core_calls",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "sqlite": sqlite3.sqlite_version},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "sqlite": sqlite3.sqlite_version,
+        },
         "synchronous": synchronous,
         "calls_per_repeat": calls,
         "repeats": repeats,

@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from .turns import ActiveObject
 
 
-
 @dataclass(frozen=True)
 class AlarmInfo:
     """What ``on_alarm`` is told about this firing."""

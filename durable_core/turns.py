@@ -197,11 +197,7 @@ class ActiveObject:
 
     def is_idle(self, now: float, idle_timeout: float) -> bool:
         """True when nothing is queued or running and the object sat idle long enough."""
-        return (
-            not self.mailbox
-            and not self.gate.locked
-            and now - self.last_event >= idle_timeout
-        )
+        return not self.mailbox and not self.gate.locked and now - self.last_event >= idle_timeout
 
     def evict(self, reason: str, error: DurableError | None = None) -> asyncio.Task:
         """Start evicting (idempotent): drain or fail queued events, close, release."""
@@ -374,17 +370,18 @@ class ActiveObject:
         if self._calls_recorded % 128 == 0:
             window = self.host.settings.call_id_window
             conn.execute(
-                "DELETE FROM _do_calls WHERE seq <= (SELECT max(seq) FROM _do_calls) - ? "
-                "OR ts < ?",
+                "DELETE FROM _do_calls WHERE seq <= (SELECT max(seq) FROM _do_calls) - ? OR ts < ?",
                 (window, time.time() - self.host.settings.call_id_seconds),
             )
 
     def _recorded_reply(self, call_id: str) -> str | None:
         if self.db.conn is None and not self.db.exists():
             return None
-        row = self.db.open().execute(
-            "SELECT reply FROM _do_calls WHERE call_id=?", (call_id,)
-        ).fetchone()
+        row = (
+            self.db.open()
+            .execute("SELECT reply FROM _do_calls WHERE call_id=?", (call_id,))
+            .fetchone()
+        )
         return None if row is None else row[0]
 
     # -- gates ---------------------------------------------------------------------
@@ -434,15 +431,14 @@ class ActiveObject:
             self._fail_pending(pending, exc)
             self.evict("fenced", exc)
             return
-        except StorageError as exc:
+        except Exception as exc:  # the database is full, or the Django database failed
+            if not isinstance(exc, StorageError):
+                logger.exception("commit of %s failed", self.key)
             self.db.rollback()
-            self._fail_pending(pending, exc)
-            self._needs_reset = True
-            return
-        except Exception as exc:  # e.g. the Django database refused the record
-            logger.exception("commit of %s failed", self.key)
-            self.db.rollback()
-            self._fail_pending(pending, ObjectReset(f"{self.key}: commit failed ({exc}); retry"))
+            # Nothing committed, so every caller whose own turn succeeded may retry.
+            lost = ObjectReset(f"{self.key}: the commit failed ({exc}); retry")
+            for fut, reply in pending:
+                _settle(fut, ("err", lost.to_dict()) if reply[0] == "ok" else reply)
             self._needs_reset = True
             return
         if self.storage.alarm_changed:

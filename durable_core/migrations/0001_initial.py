@@ -4,31 +4,38 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ObjectRecord',
+            name="ObjectRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('namespace', models.CharField(max_length=200)),
-                ('object_id', models.CharField(max_length=64)),
-                ('name', models.TextField(blank=True, default='')),
-                ('created', models.DateTimeField(auto_now_add=True)),
-                ('last_active', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('fence_floor', models.BigIntegerField(default=0)),
-                ('storage_bytes', models.BigIntegerField(default=0)),
-                ('deleted', models.BooleanField(default=False)),
-                ('alarm_at', models.FloatField(blank=True, db_index=True, null=True)),
-                ('alarm_claim_until', models.FloatField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("namespace", models.CharField(max_length=200)),
+                ("object_id", models.CharField(max_length=64)),
+                ("name", models.TextField(blank=True, default="")),
+                ("created", models.DateTimeField(auto_now_add=True)),
+                ("last_active", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("fence_floor", models.BigIntegerField(default=0)),
+                ("storage_bytes", models.BigIntegerField(default=0)),
+                ("deleted", models.BooleanField(default=False)),
+                ("alarm_at", models.FloatField(blank=True, db_index=True, null=True)),
+                ("alarm_claim_until", models.FloatField(blank=True, null=True)),
             ],
             options={
-                'indexes': [models.Index(fields=['namespace', 'name'], name='durable_object_name')],
-                'constraints': [models.UniqueConstraint(fields=('namespace', 'object_id'), name='durable_object_key')],
+                "indexes": [models.Index(fields=["namespace", "name"], name="durable_object_name")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("namespace", "object_id"), name="durable_object_key"
+                    )
+                ],
             },
         ),
     ]

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from pathlib import Path
-
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..exceptions import StaleOwner, StorageError, StorageLimitExceeded
@@ -93,9 +92,9 @@ class ObjectDatabase:
             if _is_busy(exc):
                 raise StaleOwner("object storage is locked by another process") from exc
             raise StorageError(f"cannot open object storage: {exc}") from exc
-        from .sql import authorize  # the authorizer belongs to the SQL API
+        from .sql import install_authorizer  # the authorizer belongs to the SQL API
 
-        conn.set_authorizer(lambda *args: authorize(self, *args))
+        install_authorizer(self, conn)
         self.conn = conn
         if self._cache is not None:
             self._cache.touch(self)
@@ -152,9 +151,7 @@ class ObjectDatabase:
         stored = self.stored_fence()
         current = max(stored or 0, floor)
         if current >= self.token:
-            exc = StaleOwner(
-                f"storage fence {current} is not below this host's token {self.token}"
-            )
+            exc = StaleOwner(f"storage fence {current} is not below this host's token {self.token}")
             exc.stored_fence = current  # type: ignore[attr-defined]
             raise exc
         self.conn.execute(  # type: ignore[union-attr]

@@ -14,9 +14,9 @@ import os
 import re
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..exceptions import StorageDirLocked
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .database import ObjectDatabase

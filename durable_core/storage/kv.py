@@ -21,7 +21,11 @@ def check_key(key: object) -> str:
     """Validate a storage key; raises InvalidArgument or StorageLimitExceeded."""
     if not isinstance(key, str):
         raise InvalidArgument(f"storage keys are strings, not {type(key).__name__}")
-    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument("storage keys must be valid Unicode text") from exc
+    if size > MAX_KEY_BYTES:
         raise StorageLimitExceeded(f"storage key is longer than {MAX_KEY_BYTES} bytes")
     return key
 
@@ -32,7 +36,11 @@ def encode_value(value: Any) -> str:
         text = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise InvalidArgument(f"storage values must be JSON-compatible: {exc}") from exc
-    if len(text) > MAX_VALUE_BYTES // 4 and len(text.encode()) > MAX_VALUE_BYTES:
+    try:
+        size = len(text.encode("utf-8"))  # SQLite stores UTF-8: no lone surrogates
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument("storage values must be valid Unicode text") from exc
+    if size > MAX_VALUE_BYTES:
         raise StorageLimitExceeded(f"storage value is larger than {MAX_VALUE_BYTES} bytes")
     return text
 
@@ -68,7 +76,9 @@ class KeyValueStore:
         for start in range(0, len(keys), 100):
             chunk = keys[start : start + 100]
             marks = ",".join("?" * len(chunk))
-            for k, v in conn.execute(f"SELECT key, value FROM _do_kv WHERE key IN ({marks})", chunk):
+            for k, v in conn.execute(
+                f"SELECT key, value FROM _do_kv WHERE key IN ({marks})", chunk
+            ):
                 found[k] = json.loads(v)
         return {k: found[k] for k in keys if k in found}
 
@@ -76,40 +86,33 @@ class KeyValueStore:
         """Store ``value`` under ``key`` in the current turn."""
         check_key(key)
         text = encode_value(value)
-        self._db.ensure_writable().execute(
-            "INSERT OR REPLACE INTO _do_kv(key, value) VALUES (?, ?)", (key, text)
-        )
+        self._db.write("INSERT OR REPLACE INTO _do_kv(key, value) VALUES (?, ?)", (key, text))
 
     def put_many(self, entries: dict[str, Any]) -> None:
         """Store every entry of ``entries`` in the current turn."""
         rows = [(check_key(k), encode_value(v)) for k, v in entries.items()]
         if rows:
-            self._db.ensure_writable().executemany(
-                "INSERT OR REPLACE INTO _do_kv(key, value) VALUES (?, ?)", rows
-            )
+            sql = "INSERT OR REPLACE INTO _do_kv(key, value) VALUES (?, ?)"
+            self._db.write(sql, rows, many=True)
 
     def delete(self, key: str) -> bool:
         """Delete ``key``; returns whether it existed."""
         check_key(key)
         if self._reader() is None:
             return False
-        cur = self._db.ensure_writable().execute("DELETE FROM _do_kv WHERE key=?", (key,))
-        return cur.rowcount > 0
+        return self._db.write("DELETE FROM _do_kv WHERE key=?", (key,)).rowcount > 0
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Delete ``keys``; returns how many existed."""
         keys = [check_key(k) for k in keys]
         if not keys or self._reader() is None:
             return 0
-        conn = self._db.ensure_writable()
-        return sum(
-            conn.execute("DELETE FROM _do_kv WHERE key=?", (k,)).rowcount for k in keys
-        )
+        return sum(self._db.write("DELETE FROM _do_kv WHERE key=?", (k,)).rowcount for k in keys)
 
     def delete_all(self) -> None:
         """Delete every key-value entry (the SQL tables are left alone)."""
         if self._reader() is not None:
-            self._db.ensure_writable().execute("DELETE FROM _do_kv")
+            self._db.write("DELETE FROM _do_kv")
 
     def list(
         self,
@@ -123,12 +126,14 @@ class KeyValueStore:
         """Entries in key order: ``start`` inclusive, ``end`` exclusive, ``prefix`` filtered."""
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise InvalidArgument("list limit must be a non-negative integer")
+        for bound in (prefix, start, end):
+            if bound is not None:
+                check_key(bound)  # bad input fails alike whether or not the store exists
         conn = self._reader()
         if conn is None or limit == 0:
             return {}
         where, params = [], []
         if prefix:
-            check_key(prefix)
             where.append("key >= ?")
             params.append(prefix)
             upper = _prefix_upper_bound(prefix)
@@ -137,10 +142,10 @@ class KeyValueStore:
                 params.append(upper)
         if start is not None:
             where.append("key >= ?")
-            params.append(check_key(start))
+            params.append(start)
         if end is not None:
             where.append("key < ?")
-            params.append(check_key(end))
+            params.append(end)
         sql = "SELECT key, value FROM _do_kv"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -161,6 +166,6 @@ def _prefix_upper_bound(prefix: str) -> str | None:
     while chars:
         last = ord(chars.pop())
         if last < 0x10FFFF:
-            return "".join(chars) + chr(last + 1)
+            # Skip the surrogate block: no stored key contains one (check_key).
+            return "".join(chars) + chr(0xE000 if last == 0xD7FF else last + 1)
     return None
-

@@ -7,6 +7,7 @@ PRAGMA not on a short read-only whitelist; a progress handler enforces a time li
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -19,15 +20,43 @@ MAX_SQL_LENGTH = 100_000
 MAX_PARAMS = 100
 
 _WRITE_ACTIONS = {
-    sqlite3.SQLITE_CREATE_INDEX, sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_CREATE_TEMP_INDEX,
-    sqlite3.SQLITE_CREATE_TEMP_TABLE, sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
-    sqlite3.SQLITE_CREATE_TEMP_VIEW, sqlite3.SQLITE_CREATE_TRIGGER, sqlite3.SQLITE_CREATE_VIEW,
-    sqlite3.SQLITE_DELETE, sqlite3.SQLITE_DROP_INDEX, sqlite3.SQLITE_DROP_TABLE,
-    sqlite3.SQLITE_DROP_TEMP_INDEX, sqlite3.SQLITE_DROP_TEMP_TABLE,
-    sqlite3.SQLITE_DROP_TEMP_TRIGGER, sqlite3.SQLITE_DROP_TEMP_VIEW, sqlite3.SQLITE_DROP_TRIGGER,
-    sqlite3.SQLITE_DROP_VIEW, sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE,
-    sqlite3.SQLITE_ALTER_TABLE, sqlite3.SQLITE_REINDEX, sqlite3.SQLITE_ANALYZE,
-    sqlite3.SQLITE_CREATE_VTABLE, sqlite3.SQLITE_DROP_VTABLE,
+    sqlite3.SQLITE_CREATE_INDEX,
+    sqlite3.SQLITE_CREATE_TABLE,
+    sqlite3.SQLITE_CREATE_TEMP_INDEX,
+    sqlite3.SQLITE_CREATE_TEMP_TABLE,
+    sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
+    sqlite3.SQLITE_CREATE_TEMP_VIEW,
+    sqlite3.SQLITE_CREATE_TRIGGER,
+    sqlite3.SQLITE_CREATE_VIEW,
+    sqlite3.SQLITE_DELETE,
+    sqlite3.SQLITE_DROP_INDEX,
+    sqlite3.SQLITE_DROP_TABLE,
+    sqlite3.SQLITE_DROP_TEMP_INDEX,
+    sqlite3.SQLITE_DROP_TEMP_TABLE,
+    sqlite3.SQLITE_DROP_TEMP_TRIGGER,
+    sqlite3.SQLITE_DROP_TEMP_VIEW,
+    sqlite3.SQLITE_DROP_TRIGGER,
+    sqlite3.SQLITE_DROP_VIEW,
+    sqlite3.SQLITE_INSERT,
+    sqlite3.SQLITE_UPDATE,
+    sqlite3.SQLITE_ALTER_TABLE,
+    sqlite3.SQLITE_REINDEX,
+    sqlite3.SQLITE_ANALYZE,
+    sqlite3.SQLITE_CREATE_VTABLE,
+    sqlite3.SQLITE_DROP_VTABLE,
+}
+# Actions whose second argument is the table acted on (the first names the index, the
+# trigger or the database): a trigger or an ALTER on a runtime table must be denied too.
+_TABLE_IN_ARG2 = {
+    sqlite3.SQLITE_CREATE_INDEX,
+    sqlite3.SQLITE_CREATE_TEMP_INDEX,
+    sqlite3.SQLITE_DROP_INDEX,
+    sqlite3.SQLITE_DROP_TEMP_INDEX,
+    sqlite3.SQLITE_CREATE_TRIGGER,
+    sqlite3.SQLITE_CREATE_TEMP_TRIGGER,
+    sqlite3.SQLITE_DROP_TRIGGER,
+    sqlite3.SQLITE_DROP_TEMP_TRIGGER,
+    sqlite3.SQLITE_ALTER_TABLE,
 }
 _DENIED_ACTIONS = {
     sqlite3.SQLITE_TRANSACTION: "transaction statements (the runtime commits each turn)",
@@ -38,9 +67,19 @@ _DENIED_ACTIONS = {
 # Read-only introspection pragmas; user_version is read here and written by the
 # migration helper (storage.migrate), never by user SQL.
 _PRAGMA_WHITELIST = {
-    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
-    "foreign_key_list", "foreign_key_check", "quick_check", "user_version", "page_count",
-    "page_size", "freelist_count",
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "foreign_key_check",
+    "quick_check",
+    "user_version",
+    "page_count",
+    "page_size",
+    "freelist_count",
 }
 
 
@@ -64,9 +103,10 @@ def authorize(db: ObjectDatabase, action: int, arg1: str | None, arg2: str | Non
     if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() == "load_extension":
         db.denied_reason = "load_extension is not allowed"
         return sqlite3.SQLITE_DENY
-    if arg1 and arg1.lower().startswith(RESERVED_PREFIX):
-        db.denied_reason = f"table {arg1} is reserved for the runtime"
-        return sqlite3.SQLITE_DENY
+    for name in (arg1, arg2 if action in _TABLE_IN_ARG2 else None):
+        if name and name.lower().startswith(RESERVED_PREFIX):
+            db.denied_reason = f"table {name} is reserved for the runtime"
+            return sqlite3.SQLITE_DENY
     if action in _WRITE_ACTIONS and not db.write_ready:
         # Prepared before the segment's write transaction (or the turn's savepoint)
         # began: ask for a re-run after ensure_writable(), since the authorizer may not
@@ -74,6 +114,17 @@ def authorize(db: ObjectDatabase, action: int, arg1: str | None, arg2: str | Non
         db.needs_write = True
         return sqlite3.SQLITE_DENY
     return sqlite3.SQLITE_OK
+
+
+def install_authorizer(db: ObjectDatabase, conn: sqlite3.Connection) -> None:
+    """Set the authorizer of ``db`` on ``conn``, which expires every prepared statement.
+
+    SQLite authorizes a statement only while preparing it, and sqlite3 reuses cached
+    prepared statements. Installing the authorizer again before each user statement
+    makes SQLite prepare (and so authorize) a cached one afresh: the runtime's fence
+    update sent verbatim, or a user write prepared in an earlier segment.
+    """
+    conn.set_authorizer(functools.partial(authorize, db))
 
 
 class SqlCursor:
@@ -123,7 +174,7 @@ class SqlStorage:
         """
         if not isinstance(sql, str):
             raise SqlError("SQL must be a string")
-        if len(sql) > MAX_SQL_LENGTH and len(sql.encode()) > MAX_SQL_LENGTH:
+        if len(sql) > MAX_SQL_LENGTH or len(sql.encode("utf-8", "surrogatepass")) > MAX_SQL_LENGTH:
             raise StorageLimitExceeded(f"SQL statement is longer than {MAX_SQL_LENGTH} bytes")
         if len(params) > MAX_PARAMS:
             raise StorageLimitExceeded(f"more than {MAX_PARAMS} bound parameters")
@@ -139,6 +190,7 @@ class SqlStorage:
     def _run(self, sql: str, params: tuple) -> SqlCursor:
         db = self._db
         conn = db.conn or db.open()
+        install_authorizer(db, conn)  # no cached statement skips the authorizer
         deadline = time.monotonic() + self._time_limit
         conn.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
         db.user_sql, db.needs_write, db.denied_reason = True, False, None

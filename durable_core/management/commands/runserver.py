@@ -38,7 +38,9 @@ class HostingServer(Server):
 
         reactor.callWhenRunning(start)
         reactor.addSystemEventTrigger(
-            "before", "shutdown", lambda: defer.Deferred.fromFuture(asyncio.ensure_future(stop_host()))
+            "before",
+            "shutdown",
+            lambda: defer.Deferred.fromFuture(asyncio.ensure_future(stop_host())),
         )
         super().run()
 
