@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
     "CALL_ID_SECONDS": 600.0,
     # Seconds between alarm index polls.
     "ALARM_POLL_INTERVAL": 1.0,
+    # Cluster mode: how calls travel between processes ("redis-pubsub" or "channels").
+    "TRANSPORT": "redis-pubsub",
+    # Seconds between host heartbeats; a host is dead after three missed ones.
+    "HEARTBEAT_INTERVAL": 1.0,
     # Embedded mode takes an exclusive lock on STORAGE_DIR; only tests turn this off.
     "LOCK_STORAGE_DIR": True,
 }

@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
@@ -33,6 +34,10 @@ from .storage.files import (
     remove_object_files,
 )
 from .turns import ActiveObject, Event
+
+if TYPE_CHECKING:
+    from .hosts import HostRegistry
+    from .transport import Transport
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +83,21 @@ class HostSettings:
 class ObjectHost:
     """Runs durable objects in this process."""
 
-    def __init__(self, lease_store: LeaseStore, *, lock_storage_dir: bool = True) -> None:
+    def __init__(
+        self,
+        lease_store: LeaseStore,
+        *,
+        lock_storage_dir: bool = True,
+        registry: HostRegistry | None = None,
+        transport: Transport | None = None,
+        host_id: str | None = None,
+    ) -> None:
         self.settings = HostSettings.from_settings()
         self.lease_store = lease_store
+        self.registry = registry  # None in embedded mode: this host owns everything
+        self.transport = transport
         self.storage_dir = get_storage_dir()
-        self.host_id = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.host_id = host_id or new_host_id()
         self.pid = os.getpid()
         self.started_at = time.time()
         self.active: dict[str, ActiveObject] = {}
@@ -104,6 +119,13 @@ class ObjectHost:
         if self._dir_lock is not None:
             self._dir_lock.acquire()
         raise_nofile_limit()
+        if self.transport is not None:
+            from .router import get_router
+
+            await self.transport.start(get_router().handle_message)
+        if self.registry is not None:
+            self.registry.info["channel"] = self.transport.channel  # type: ignore[union-attr]
+            await self.registry.start(self.describe)
         self.running = True
         self._tasks = [
             asyncio.create_task(self._renew_loop(), name="durable:renew"),
@@ -127,6 +149,10 @@ class ObjectHost:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._flush_activity()
+        if self.registry is not None:
+            await self.registry.stop()
+        if self.transport is not None:
+            await self.transport.stop()
         await self.lease_store.close()
         if self._dir_lock is not None:
             self._dir_lock.release()
@@ -179,6 +205,10 @@ class ObjectHost:
         key = object_id.key
         for _attempt in range(_ACTIVATION_ATTEMPTS):
             lease = await self.lease_store.acquire(key, self.host_id)
+            if isinstance(lease, LeaseHolder) and await self._is_dead(lease.host_id):
+                # Its owner died (pid gone here, or heartbeat lapsed): take the lease now
+                # rather than after its TTL; the higher token keeps the fence in force.
+                lease = await self.lease_store.take_over(key, lease, self.host_id)
             if isinstance(lease, LeaseHolder):
                 raise NotOwner(f"{key} is owned by {lease.host_id}")
             db = ObjectDatabase(
@@ -208,6 +238,13 @@ class ObjectHost:
             logger.debug("activated %s with token %s", key, lease.token)
             return active
         raise StaleOwner(f"{key}: could not obtain a token above the stored fence")
+
+    async def _is_dead(self, host_id: str) -> bool:
+        return self.registry is not None and bool(host_id) and await self.registry.is_dead(host_id)
+
+    def describe(self) -> dict:
+        """What the heartbeat publishes about this host."""
+        return {"objects": len(self.active)}
 
     async def _claim_storage(self, object_id: ObjectId, db: ObjectDatabase) -> None:
         """Fence check at activation (DESIGN §4); a file not yet made is claimed on its
@@ -303,20 +340,51 @@ class ObjectHost:
 _host: ObjectHost | None = None
 
 
+def new_host_id() -> str:
+    """``node:pid:nonce``: a restarted process is a new host and owns nothing of its past."""
+    return f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def make_redis_client():
+    """An asyncio Redis client for the configured ``REDIS_URL``."""
+    import redis.asyncio as aioredis
+
+    return aioredis.from_url(get_setting("REDIS_URL"))
+
+
 def get_host() -> ObjectHost | None:
     """This process's object host, if one was started."""
     return _host
 
 
-def get_lease_store() -> LeaseStore:
-    """The lease store for this process's mode (embedded: in-process)."""
+def build_host() -> ObjectHost:
+    """A host for this process's mode: embedded, or cluster when REDIS_URL is set."""
     from .conf import is_cluster_mode
 
-    if is_cluster_mode():
-        raise NotImplementedError("cluster mode (REDIS_URL) arrives with the Redis lease store")
-    from .leases.local import LocalLeaseStore
+    ttl = float(get_setting("LEASE_TTL"))
+    if not is_cluster_mode():
+        from .leases.local import LocalLeaseStore
 
-    return LocalLeaseStore(float(get_setting("LEASE_TTL")))
+        return ObjectHost(
+            LocalLeaseStore(ttl), lock_storage_dir=bool(get_setting("LOCK_STORAGE_DIR"))
+        )
+    from .hosts import HostRegistry
+    from .leases.redis import RedisLeaseStore
+    from .transport import get_transport
+
+    client = make_redis_client()
+    prefix = get_setting("KEY_PREFIX")
+    host_id = new_host_id()
+    info = {"id": host_id, "pid": os.getpid(), "started": time.time()}
+    registry = HostRegistry(client, prefix, info, float(get_setting("HEARTBEAT_INTERVAL")))
+    # Cluster hosts share STORAGE_DIR on one machine: the fence, not a lock, guards it.
+    return ObjectHost(
+        RedisLeaseStore(client, ttl=ttl, prefix=prefix),
+        lock_storage_dir=False,
+        registry=registry,
+        transport=get_transport(),
+        host_id=host_id,
+    )
 
 
 async def start_host() -> ObjectHost:
@@ -326,7 +394,7 @@ async def start_host() -> ObjectHost:
 
     if _host is not None and _host.running:
         return _host
-    host = ObjectHost(get_lease_store(), lock_storage_dir=bool(get_setting("LOCK_STORAGE_DIR")))
+    host = build_host()
     get_router().host = host  # calls arriving while it starts wait for it to be ready
     try:
         await host.start()

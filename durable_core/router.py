@@ -1,32 +1,68 @@
 """The router: where a call goes, and when it is retried (DESIGN §3).
 
-The routing decision lives here and only here. Arguments and results always cross as
-JSON text and errors as envelopes, on the local fast path exactly as on the remote one,
-so embedded and cluster modes never diverge. A call is retried, with the same call id,
-only on errors that prove it had no effect (retryable ones); the owner keeps recent call
-ids with their results, so a retry of a call that did run returns the first result.
+The routing decision lives here and only here:
+
+1. The object is active on this host: straight into its mailbox (no Redis).
+2. Otherwise ask the lease store who owns it (cached briefly). Nobody, or a dead host:
+   a host process claims it itself ("first access wins"); a client-only process sends
+   it to a live host chosen by rendezvous hashing.
+3. Another live host owns it: send the call over the transport to that host's channel
+   with a reply channel, and wait with a deadline.
+
+Arguments and results always cross as JSON text and errors as envelopes, on the local
+fast path exactly as on the remote one, so embedded and cluster modes never diverge.
+A call is retried with the same call id only on errors that prove it had no effect
+(retryable ones) or when its owner died or changed while the caller waited; owners keep
+recent call ids with their results, so a retry of a call that did run returns the first
+result instead of running twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import logging
+import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .conf import get_setting
-from .exceptions import CallTimeout, NoHostError, error_from_dict, error_to_dict
+from .conf import get_setting, is_cluster_mode
+from .exceptions import (
+    CallTimeout,
+    HostUnavailable,
+    NoHostError,
+    NotOwner,
+    error_from_dict,
+    error_to_dict,
+)
 from .ids import ObjectId
 from .turns import Event, encode_json, get_current_turn
 
-_RETRY_PAUSE = (0.0, 0.005, 0.02, 0.05, 0.1, 0.2)
+if TYPE_CHECKING:
+    from .host import ObjectHost
+    from .transport import Transport
+
+logger = logging.getLogger(__name__)
+
+_RETRY_PAUSE = (0.0, 0.005, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
+_LOCAL = "local"
 
 
 class Router:
     """Delivers calls to the host that owns each object."""
 
     def __init__(self) -> None:
-        self.host = None  # this process's ObjectHost, once started
+        self.host: ObjectHost | None = None  # this process's host, once started
+        self._transport: Transport | None = None  # a client-only process's reply channel
+        self._transport_loop: asyncio.AbstractEventLoop | None = None
+        self._pending: dict[str, asyncio.Future] = {}
+        self._owners: dict[str, tuple[str, float]] = {}  # key → (host id, expiry)
+        self._client_store = None
+        self._client_registry = None
+        self._serving: set[asyncio.Task] = set()
+
+    # -- public entry points -------------------------------------------------------
 
     async def call(
         self,
@@ -56,6 +92,8 @@ class Router:
         """Deliver a due alarm to the object wherever it is (or gets) activated."""
         await self._send(object_id, "alarm", "", "null", None)
 
+    # -- the retry loop --------------------------------------------------------------
+
     async def _send(
         self,
         object_id: ObjectId,
@@ -66,7 +104,7 @@ class Router:
         call_id: str | None = None,
     ) -> Any:
         host = self.host
-        if host is None:
+        if host is None and not is_cluster_mode():
             raise NoHostError(
                 "this process runs no object host: in embedded mode only the server process "
                 "(manage.py runserver) owns objects; configure DURABLE_OBJECTS['REDIS_URL'] "
@@ -78,13 +116,17 @@ class Router:
         call_id = call_id or uuid.uuid4().hex
         attempt = 0
         while True:
-            future = loop.create_future()
-            event = Event(kind, future, method, payload, call_id, retry=retry or attempt > 0)
-            remaining = deadline - loop.time()
             try:
-                async with asyncio.timeout(remaining):
-                    await host.deliver(object_id, event)
-                    status, body = await future
+                async with asyncio.timeout_at(deadline):
+                    target = await self._locate(object_id)
+                    if target == _LOCAL:
+                        status, body = await self._deliver_local(
+                            object_id, kind, method, payload, call_id, retry or attempt > 0
+                        )
+                    else:
+                        status, body = await self._deliver_remote(
+                            target, object_id, kind, method, payload, call_id, attempt, retry
+                        )
             except TimeoutError:
                 error = CallTimeout(
                     f"no reply from {object_id.key} within the deadline; the call may have run: "
@@ -92,15 +134,176 @@ class Router:
                 )
                 error.call_id = call_id
                 raise error from None
-            except Exception as exc:  # refused before the event was queued
-                status, body = "err", error_to_dict(exc)
             if status == "ok":
                 return json.loads(body)
             error = error_from_dict(body)
+            if isinstance(error, NotOwner | HostUnavailable):
+                self._owners.pop(object_id.key, None)
             if not error.retryable or error.overloaded or attempt >= len(_RETRY_PAUSE) - 1:
                 raise error
             attempt += 1
             await asyncio.sleep(min(_RETRY_PAUSE[attempt], max(0.0, deadline - loop.time())))
+
+    async def _deliver_local(
+        self, object_id: ObjectId, kind: str, method: str, payload: str, call_id: str, retry: bool
+    ) -> tuple[str, Any]:
+        future = asyncio.get_running_loop().create_future()
+        event = Event(kind, future, method, payload, call_id, retry=retry)
+        try:
+            await self.host.deliver(object_id, event)  # type: ignore[union-attr]
+        except Exception as exc:  # refused before the event was queued
+            return "err", error_to_dict(exc)
+        return await future
+
+    # -- where is the object? -----------------------------------------------------------
+
+    async def _locate(self, object_id: ObjectId) -> str:
+        """``_LOCAL`` or the id of the live host that owns (or should own) the object."""
+        key = object_id.key
+        host = self.host
+        if host is not None:
+            active = host.active.get(key)
+            if active is not None and not active.closing:
+                return _LOCAL
+            if host.registry is None:
+                return _LOCAL  # embedded: this host owns everything
+        cached = self._owners.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        store, registry = self._cluster_parts()
+        holder = await store.get_holder(key)
+        if holder is not None and host is not None and holder.host_id == host.host_id:
+            return _LOCAL
+        if holder is not None and not await registry.is_dead(holder.host_id):
+            self._owners[key] = (holder.host_id, time.monotonic() + store.ttl / 2)
+            return holder.host_id
+        if host is not None:
+            return _LOCAL  # free, or its holder died: claim it here (first access wins)
+        live = await registry.live_host_ids()
+        if not live:
+            raise HostUnavailable("no live object host to run the call")
+        return max(live, key=lambda h: hashlib.sha256(f"{h}|{key}".encode()).digest())
+
+    def _cluster_parts(self):
+        if self.host is not None:
+            return self.host.lease_store, self.host.registry
+        if self._client_store is None:
+            from .host import make_redis_client
+            from .hosts import HostRegistry
+            from .leases.redis import RedisLeaseStore
+
+            client = make_redis_client()
+            prefix = get_setting("KEY_PREFIX")
+            self._client_store = RedisLeaseStore(
+                client, ttl=float(get_setting("LEASE_TTL")), prefix=prefix
+            )
+            self._client_registry = HostRegistry(client, prefix, {"id": "client"}, 1.0)
+        return self._client_store, self._client_registry
+
+    # -- remote calls ------------------------------------------------------------------
+
+    async def _reply_transport(self) -> Transport:
+        if self.host is not None:
+            return self.host.transport  # type: ignore[return-value]
+        loop = asyncio.get_running_loop()
+        if self._transport is None or self._transport_loop is not loop:
+            from .transport import get_transport
+
+            transport = get_transport()
+            await transport.start(self.handle_message)
+            self._transport, self._transport_loop = transport, loop
+        return self._transport
+
+    async def _deliver_remote(
+        self,
+        owner: str,
+        object_id: ObjectId,
+        kind: str,
+        method: str,
+        payload: str,
+        call_id: str,
+        attempt: int,
+        retry: bool,
+    ) -> tuple[str, Any]:
+        """Send the call to ``owner`` and wait for the reply; while waiting, check now and
+        then that the owner still lives and holds the lease, else ask for a retry.
+
+        Replies are matched per attempt, so a late reply of an earlier attempt (from an
+        owner that was paused past its lease) is never taken for this one's.
+        """
+        store, registry = self._cluster_parts()
+        channel = await registry.get_channel(owner)
+        if channel is None:
+            self._owners.pop(object_id.key, None)
+            return "err", HostUnavailable(f"host {owner} is not registered").to_dict()
+        transport = await self._reply_transport()
+        future = asyncio.get_running_loop().create_future()
+        reply_key = f"{call_id}:{attempt}"
+        self._pending[reply_key] = future
+        try:
+            await transport.send(
+                channel,
+                {
+                    "type": "durable.call",
+                    "call_id": call_id,
+                    "namespace": object_id.namespace,
+                    "id": object_id.hex,
+                    "name": object_id.name,
+                    "kind": kind,
+                    "method": method,
+                    "payload": payload,
+                    "retry": retry or attempt > 0,
+                    "reply_to": transport.channel,
+                    "reply_key": reply_key,
+                },
+            )
+            check_every = max(0.05, store.ttl / 4)
+            while True:
+                done, _ = await asyncio.wait({future}, timeout=check_every)
+                if done:
+                    status, body = future.result()
+                    return status, body
+                holder = await store.get_holder(object_id.key)
+                if holder is None or holder.host_id != owner or await registry.is_dead(owner):
+                    self._owners.pop(object_id.key, None)
+                    return "err", HostUnavailable(f"owner {owner} lapsed; retrying").to_dict()
+        finally:
+            self._pending.pop(reply_key, None)
+
+    async def handle_message(self, message: dict[str, Any]) -> None:
+        """Transport handler: replies resolve waiting calls; calls run on this host."""
+        kind = message.get("type")
+        if kind == "durable.reply":
+            future = self._pending.get(message.get("reply_key", ""))
+            if future is not None and not future.done():
+                future.set_result((message["status"], message["body"]))
+        elif kind == "durable.call" and self.host is not None:
+            task = asyncio.create_task(self._serve_remote(message))
+            self._serving.add(task)
+            task.add_done_callback(self._serving.discard)
+
+    async def _serve_remote(self, message: dict[str, Any]) -> None:
+        object_id = ObjectId(message["namespace"], message["id"], message.get("name"))
+        status, body = await self._deliver_local(
+            object_id,
+            message["kind"],
+            message["method"],
+            message["payload"],
+            message["call_id"],
+            bool(message.get("retry")),
+        )
+        try:
+            await self.host.transport.send(  # type: ignore[union-attr]
+                message["reply_to"],
+                {
+                    "type": "durable.reply",
+                    "reply_key": message["reply_key"],
+                    "status": status,
+                    "body": body,
+                },
+            )
+        except Exception as exc:  # the caller's deadline turns this into a retry
+            logger.warning("reply for %s not sent: %s", object_id.key, exc)
 
 
 _router = Router()

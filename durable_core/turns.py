@@ -422,6 +422,9 @@ class ActiveObject:
                 raise self._fenced
             if self.db.in_write_tx:
                 await self.host.before_commit(self)
+            elif self.db.conn is not None and pending:
+                # Read-only turns emit too: a stale activation must not answer (§4).
+                self.db.check_fence()
             if not self.lease.is_valid():
                 raise LeaseLost(f"{self.key}: lease lapsed before commit; retry")
             self.db.commit()

@@ -57,6 +57,11 @@ class LeaseStore(abc.ABC):
         """The current holder of ``key``, if any."""
 
     @abc.abstractmethod
+    async def take_over(self, key: str, dead: LeaseHolder, host_id: str) -> Lease | LeaseHolder:
+        """Take the lease of a host known dead, only if ``dead``'s lease is still in place;
+        the new token is higher than the dead host's."""
+
+    @abc.abstractmethod
     async def raise_fence(self, key: str, floor: int) -> None:
         """Make the next token for ``key`` exceed ``floor`` (after the store lost data)."""
 

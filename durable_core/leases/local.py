@@ -53,5 +53,12 @@ class LocalLeaseStore(LeaseStore):
             return None
         return LeaseHolder(held[0], held[1])
 
+    async def take_over(self, key: str, dead: LeaseHolder, host_id: str) -> Lease | LeaseHolder:
+        held = self._leases.get(key)
+        if held is not None and held[:2] != (dead.host_id, dead.token):
+            return LeaseHolder(held[0], held[1])
+        self._leases.pop(key, None)
+        return await self.acquire(key, host_id)
+
     async def raise_fence(self, key: str, floor: int) -> None:
         self._fences[key] = max(self._fences.get(key, 0), floor)

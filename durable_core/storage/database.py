@@ -158,7 +158,8 @@ class ObjectDatabase:
             "INSERT OR REPLACE INTO _do_meta(key, value) VALUES ('fence', ?)", (self.token,)
         )
 
-    def _check_fence(self) -> None:
+    def check_fence(self) -> None:
+        """Raise StaleOwner unless the stored fence equals this token."""
         stored = self.stored_fence()
         if stored != self.token:
             exc = StaleOwner(f"storage fence is {stored}, this host holds token {self.token}")
@@ -210,7 +211,7 @@ class ObjectDatabase:
                 if self.stored_fence() is None:  # the file was made by this write
                     self._claim_fence(self.floor)
                 else:
-                    self._check_fence()
+                    self.check_fence()
             except BaseException:
                 self.rollback()
                 raise

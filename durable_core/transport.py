@@ -1,0 +1,141 @@
+"""How calls and replies travel between processes in cluster mode (DESIGN §3).
+
+One interface, two implementations, chosen by the ``TRANSPORT`` setting:
+``ChannelLayerTransport`` sends through the Channels layer (each process receives on its
+own channel), ``RedisPubSubTransport`` publishes straight to a per-process Redis channel.
+``bench/transport.py`` measures both against a raw redis-py PUBLISH/SUBSCRIBE round trip.
+Both are at-most-once: a message to a process that died is lost, and the router's
+deadline and owner checks turn that into a retry with the same call id.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], Awaitable[None] | None]
+
+
+class Transport(abc.ABC):
+    """Sends JSON-compatible messages to other processes' channels and receives on ours."""
+
+    channel: str
+
+    @abc.abstractmethod
+    async def start(self, handler: Handler) -> None:
+        """Open this process's channel and pass every received message to ``handler``."""
+
+    @abc.abstractmethod
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        """Send ``message`` to ``channel`` (fire and forget)."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop receiving and release connections."""
+
+
+class _ReceiveLoop:
+    """Runs a receive coroutine forever, handing messages to the handler."""
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task | None = None
+        self._handler: Handler | None = None
+
+    def run(self, handler: Handler, receive: Callable[[], Awaitable[dict | None]]) -> None:
+        self._handler = handler
+
+        async def loop() -> None:
+            while True:
+                try:
+                    message = await receive()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    logger.warning("transport receive failed: %s; retrying", exc)
+                    await asyncio.sleep(0.2)
+                    continue
+                if message is None:
+                    continue
+                try:
+                    result = handler(message)
+                    if asyncio.iscoroutine(result):
+                        await result
+                except Exception:
+                    logger.exception("handling a transport message failed")
+
+        self._task = asyncio.create_task(loop(), name="durable:transport")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class ChannelLayerTransport(Transport):
+    """Messages through the configured Channels layer (e.g. channels-redis)."""
+
+    def __init__(self, layer_alias: str = "default") -> None:
+        from channels.layers import get_channel_layer
+
+        self.layer = get_channel_layer(layer_alias)
+        self._loop = _ReceiveLoop()
+
+    async def start(self, handler: Handler) -> None:
+        self.channel = await self.layer.new_channel("durable.")
+        self._loop.run(handler, lambda: self.layer.receive(self.channel))
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        await self.layer.send(channel, message)
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+
+
+class RedisPubSubTransport(Transport):
+    """Messages as JSON published on a per-process Redis channel."""
+
+    def __init__(self, redis_url: str, prefix: str) -> None:
+        import redis.asyncio as aioredis
+
+        self.client = aioredis.from_url(redis_url)
+        self.channel = f"{prefix}:inbox:{uuid.uuid4().hex}"
+        self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self._loop = _ReceiveLoop()
+
+    async def start(self, handler: Handler) -> None:
+        await self._pubsub.subscribe(self.channel)
+
+        async def receive() -> dict | None:
+            message = await self._pubsub.get_message(timeout=None)
+            if message is None or message.get("type") != "message":
+                return None
+            return json.loads(message["data"])
+
+        self._loop.run(handler, receive)
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        await self.client.publish(channel, json.dumps(message, separators=(",", ":")))
+
+    async def stop(self) -> None:
+        await self._loop.stop()
+        await self._pubsub.aclose()
+        await self.client.aclose()
+
+
+def get_transport() -> Transport:
+    """The transport named by the ``TRANSPORT`` setting."""
+    from .conf import get_setting
+
+    kind = get_setting("TRANSPORT")
+    if kind == "redis-pubsub":
+        return RedisPubSubTransport(get_setting("REDIS_URL"), get_setting("KEY_PREFIX"))
+    if kind == "channels":
+        return ChannelLayerTransport()
+    raise ValueError(f"unknown DURABLE_OBJECTS['TRANSPORT'] {kind!r}")
