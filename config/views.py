@@ -13,6 +13,7 @@ from durable_core.exceptions import DurableError
 from durable_core.registry import get_namespace
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 def home(request: HttpRequest):
@@ -36,7 +37,11 @@ async def counter(request: HttpRequest, name: str) -> JsonResponse:
                     return _error(400, "bad_request", "body must be a JSON object")
             if isinstance(by, bool) or not isinstance(by, int) or not 1 <= by <= 1000:
                 return _error(400, "bad_request", "'by' must be an integer from 1 to 1000")
-            value = await stub.increment(by)
+            # An Idempotency-Key makes a retried POST apply once: it is the call id.
+            key = request.headers.get("Idempotency-Key")
+            if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
+                return _error(400, "bad_request", "Idempotency-Key: 1-128 chars of [A-Za-z0-9_.:-]")
+            value = await stub.call("increment", by, call_id=key)
         elif request.method == "GET":
             value = await stub.value()
         else:

@@ -19,12 +19,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-from django.test import override_settings
+from typing import TYPE_CHECKING
 
-from ..host import ObjectHost, get_host, start_host, stop_host
-from ..objects import DurableObject
-from ..stubs import ObjectStub
+if TYPE_CHECKING:  # imported lazily: this package also serves code run before Django setup
+    from ..host import ObjectHost
+    from ..objects import DurableObject
+    from ..stubs import ObjectStub
 
 
 @contextlib.asynccontextmanager
@@ -33,6 +33,11 @@ async def object_host(storage_dir: Path | str, **overrides: Any) -> AsyncIterato
 
     ``overrides`` are ``DURABLE_OBJECTS`` settings (``IDLE_TIMEOUT=0.2``, …).
     """
+    from django.conf import settings
+    from django.test import override_settings
+
+    from ..host import get_host, start_host, stop_host
+
     if get_host() is not None:
         raise RuntimeError("an object host already runs in this process")
     configured = dict(getattr(settings, "DURABLE_OBJECTS", {}) or {})
@@ -47,6 +52,8 @@ async def object_host(storage_dir: Path | str, **overrides: Any) -> AsyncIterato
 
 def get_instance(stub: ObjectStub) -> DurableObject | None:
     """The live instance behind ``stub`` in this process's host, or None if inactive."""
+    from ..host import get_host
+
     host = get_host()
     active = host.active.get(stub.id.key) if host else None
     return active.instance if active else None
@@ -54,6 +61,8 @@ def get_instance(stub: ObjectStub) -> DurableObject | None:
 
 async def evict(stub: ObjectStub) -> bool:
     """Evict the object behind ``stub`` now (as idle eviction would); True if it was active."""
+    from ..host import get_host
+
     host = get_host()
     active = host.active.get(stub.id.key) if host else None
     if active is None:
