@@ -111,6 +111,12 @@ CHANNEL_LAYERS = {
         else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
     )
 }
+if REDIS_URL:
+    # The other channels-redis layer, for DURABLE_TRANSPORT=channels:pubsub (benchmarks).
+    CHANNEL_LAYERS["pubsub"] = {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL]},
+    }
 
 LOGGING = {
     "version": 1,

@@ -133,9 +133,10 @@ def get_transport() -> Transport:
     """The transport named by the ``TRANSPORT`` setting."""
     from .conf import get_setting
 
-    kind = get_setting("TRANSPORT")
+    kind = str(get_setting("TRANSPORT"))
     if kind == "redis-pubsub":
         return RedisPubSubTransport(get_setting("REDIS_URL"), get_setting("KEY_PREFIX"))
-    if kind == "channels":
-        return ChannelLayerTransport()
+    if kind == "channels" or kind.startswith("channels:"):
+        # "channels" uses the default layer, "channels:<alias>" another CHANNEL_LAYERS entry
+        return ChannelLayerTransport(kind.partition(":")[2] or "default")
     raise ValueError(f"unknown DURABLE_OBJECTS['TRANSPORT'] {kind!r}")
