@@ -4,7 +4,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: install run test lint format bench
+.PHONY: install run cluster test lint format bench
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -18,6 +18,11 @@ run: install
 	$(PYTHON) manage.py migrate --noinput
 	$(PYTHON) manage.py demo_superuser
 	$(PYTHON) manage.py runserver --noreload 127.0.0.1:$(PORT)
+
+cluster: install
+	$(PYTHON) manage.py migrate --noinput
+	$(PYTHON) manage.py demo_superuser
+	$(PYTHON) manage.py runcluster --port $(PORT)
 
 test: install
 	$(PYTHON) -m pytest

@@ -14,7 +14,10 @@ import os
 import re
 import secrets
 import threading
+import time
 from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
 
 from .conf import get_setting, get_var_dir
 from .exceptions import InvalidObjectId
@@ -51,13 +54,16 @@ def _load_or_create_key() -> bytes:
         # O_EXCL: two processes starting at once agree on one key.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        text = path.read_text().strip()
-        if len(text) < 64:  # the creator has not finished writing it yet
-            import time
-
-            time.sleep(0.05)
+        # Another process may be writing it this instant; it takes microseconds.
+        for _ in range(100):
             text = path.read_text().strip()
-        return bytes.fromhex(text)
+            if len(text) == 64:
+                return bytes.fromhex(text)
+            time.sleep(0.01)
+        raise ImproperlyConfigured(
+            f"ID key file {path} is not 64 hex characters; restore it (object IDs depend on "
+            "it) or set DURABLE_OBJECTS['ID_KEY']"
+        ) from None
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_hex(32) + "\n")
         f.flush()

@@ -237,3 +237,14 @@ async def test_abort_commits_the_turn_then_starts_a_fresh_instance(tmp_path):
         assert await counter.abort_me() == 1
         assert await counter.increment() == 2
         assert get_instance(counter) is not first
+
+
+async def test_open_stores_are_capped_while_objects_stay_active(tmp_path):
+    async with object_host(tmp_path / "o", MAX_OPEN_STORES=3) as host:
+        counters = [stub("tests.Counter", f"cap{i}") for i in range(10)]
+        for round_ in range(1, 3):
+            for counter in counters:
+                assert await counter.increment() == round_
+            assert len(host.stores) <= 3
+        assert len(host.active) == 10  # activity is independent of open file handles
+        assert [await c.value() for c in counters] == [2] * 10
