@@ -27,6 +27,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from redis.exceptions import RedisError
+
 from .conf import get_setting, is_cluster_mode
 from .exceptions import (
     CallTimeout,
@@ -56,11 +58,12 @@ class Router:
         self.host: ObjectHost | None = None  # this process's host, once started
         self._transport: Transport | None = None  # a client-only process's reply channel
         self._transport_loop: asyncio.AbstractEventLoop | None = None
-        self._pending: dict[str, asyncio.Future] = {}
+        self._pending: dict[str, _PendingCall] = {}
         self._owners: dict[str, tuple[str, float]] = {}  # key → (host id, expiry)
         self._client_store = None
         self._client_registry = None
         self._serving: set[asyncio.Task] = set()
+        self._serving_keys: set[str] = set()  # attempts being served here
 
     # -- public entry points -------------------------------------------------------
 
@@ -134,15 +137,20 @@ class Router:
                 )
                 error.call_id = call_id
                 raise error from None
+            except (RedisError, OSError) as exc:  # Redis unreachable: retry within the deadline
+                status, body = "err", HostUnavailable(f"coordination unavailable: {exc}").to_dict()
             if status == "ok":
                 return json.loads(body)
             error = error_from_dict(body)
             if isinstance(error, NotOwner | HostUnavailable):
                 self._owners.pop(object_id.key, None)
-            if not error.retryable or error.overloaded or attempt >= len(_RETRY_PAUSE) - 1:
+            if not error.retryable or error.overloaded:
                 raise error
-            attempt += 1
-            await asyncio.sleep(min(_RETRY_PAUSE[attempt], max(0.0, deadline - loop.time())))
+            attempt += 1  # retries are bounded by the deadline
+            pause = _RETRY_PAUSE[min(attempt, len(_RETRY_PAUSE) - 1)]
+            if loop.time() + pause >= deadline:
+                raise error
+            await asyncio.sleep(pause)
 
     async def _deliver_local(
         self, object_id: ObjectId, kind: str, method: str, payload: str, call_id: str, retry: bool
@@ -151,6 +159,8 @@ class Router:
         event = Event(kind, future, method, payload, call_id, retry=retry)
         try:
             await self.host.deliver(object_id, event)  # type: ignore[union-attr]
+        except (RedisError, ConnectionError) as exc:  # the lease store is unreachable
+            return "err", HostUnavailable(f"coordination unavailable: {exc}").to_dict()
         except Exception as exc:  # refused before the event was queued
             return "err", error_to_dict(exc)
         return await future
@@ -237,36 +247,37 @@ class Router:
             self._owners.pop(object_id.key, None)
             return "err", HostUnavailable(f"host {owner} is not registered").to_dict()
         transport = await self._reply_transport()
-        future = asyncio.get_running_loop().create_future()
+        pending = _PendingCall(asyncio.get_running_loop().create_future())
         reply_key = f"{call_id}:{attempt}"
-        self._pending[reply_key] = future
+        self._pending[reply_key] = pending
+        message = {
+            "type": "durable.call",
+            "call_id": call_id,
+            "namespace": object_id.namespace,
+            "id": object_id.hex,
+            "name": object_id.name,
+            "kind": kind,
+            "method": method,
+            "payload": payload,
+            "retry": retry or attempt > 0,
+            "reply_to": transport.channel,
+            "reply_key": reply_key,
+        }
         try:
-            await transport.send(
-                channel,
-                {
-                    "type": "durable.call",
-                    "call_id": call_id,
-                    "namespace": object_id.namespace,
-                    "id": object_id.hex,
-                    "name": object_id.name,
-                    "kind": kind,
-                    "method": method,
-                    "payload": payload,
-                    "retry": retry or attempt > 0,
-                    "reply_to": transport.channel,
-                    "reply_key": reply_key,
-                },
-            )
+            await transport.send(channel, message)
             check_every = max(0.05, store.ttl / 4)
             while True:
-                done, _ = await asyncio.wait({future}, timeout=check_every)
+                done, _ = await asyncio.wait({pending.future}, timeout=check_every)
                 if done:
-                    status, body = future.result()
-                    return status, body
+                    return pending.future.result()
                 holder = await store.get_holder(object_id.key)
                 if holder is None or holder.host_id != owner or await registry.is_dead(owner):
                     self._owners.pop(object_id.key, None)
                     return "err", HostUnavailable(f"owner {owner} lapsed; retrying").to_dict()
+                if not pending.acked:
+                    # Lost on the way (the transport is at-most-once): send the same attempt
+                    # again; the owner ignores a copy of an attempt it already received.
+                    await transport.send(channel, message)
         finally:
             self._pending.pop(reply_key, None)
 
@@ -274,15 +285,43 @@ class Router:
         """Transport handler: replies resolve waiting calls; calls run on this host."""
         kind = message.get("type")
         if kind == "durable.reply":
-            future = self._pending.get(message.get("reply_key", ""))
-            if future is not None and not future.done():
-                future.set_result((message["status"], message["body"]))
+            pending = self._pending.get(message.get("reply_key", ""))
+            if pending is not None and not pending.future.done():
+                pending.future.set_result((message["status"], message["body"]))
+        elif kind == "durable.ack":
+            pending = self._pending.get(message.get("reply_key", ""))
+            if pending is not None:
+                pending.acked = True
         elif kind == "durable.call" and self.host is not None:
-            task = asyncio.create_task(self._serve_remote(message))
-            self._serving.add(task)
-            task.add_done_callback(self._serving.discard)
+            reply_key = message.get("reply_key", "")
+            self._spawn(
+                self._send_quietly(
+                    message["reply_to"], {"type": "durable.ack", "reply_key": reply_key}
+                )
+            )
+            if reply_key in self._serving_keys:
+                return  # a resent copy of an attempt already being served
+            self._serving_keys.add(reply_key)
+            self._spawn(self._serve_remote(message))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._serving.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._serving.discard)
+
+    async def _send_quietly(self, channel: str, message: dict[str, Any]) -> None:
+        try:
+            await self.host.transport.send(channel, message)  # type: ignore[union-attr]
+        except Exception as exc:  # the caller's deadline turns this into a retry
+            logger.warning("message to %s not sent: %s", channel, exc)
 
     async def _serve_remote(self, message: dict[str, Any]) -> None:
+        try:
+            await self._serve_remote_call(message)
+        finally:
+            self._serving_keys.discard(message.get("reply_key", ""))
+
+    async def _serve_remote_call(self, message: dict[str, Any]) -> None:
         object_id = ObjectId(message["namespace"], message["id"], message.get("name"))
         status, body = await self._deliver_local(
             object_id,
@@ -292,18 +331,18 @@ class Router:
             message["call_id"],
             bool(message.get("retry")),
         )
-        try:
-            await self.host.transport.send(  # type: ignore[union-attr]
-                message["reply_to"],
-                {
-                    "type": "durable.reply",
-                    "reply_key": message["reply_key"],
-                    "status": status,
-                    "body": body,
-                },
-            )
-        except Exception as exc:  # the caller's deadline turns this into a retry
-            logger.warning("reply for %s not sent: %s", object_id.key, exc)
+        reply = {"type": "durable.reply", "reply_key": message["reply_key"], "status": status}
+        await self._send_quietly(message["reply_to"], dict(reply, body=body))
+
+
+class _PendingCall:
+    """A remote attempt awaiting its reply; ``acked`` once the owner received it."""
+
+    __slots__ = ("acked", "future")
+
+    def __init__(self, future: asyncio.Future) -> None:
+        self.future = future
+        self.acked = False
 
 
 _router = Router()
