@@ -10,6 +10,7 @@ import pytest
 from durable_core.exceptions import SqlError, StorageError, StorageLimitExceeded
 from durable_core.storage import ObjectStorage
 from durable_core.storage.database import ObjectDatabase
+from tests.core.storage_helpers import reader, turn
 
 RUNAWAY = "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) FROM c"
 RUNAWAY_INSERT = (
@@ -33,30 +34,6 @@ def db(path):
 @pytest.fixture
 def st(db):
     return ObjectStorage(db, sql_time_limit_ms=200)
-
-
-@contextlib.contextmanager
-def turn(db: ObjectDatabase, *, commit: bool = True):
-    """One turn: kept when the block returns, undone when it raises; then commit."""
-    db.begin_turn()
-    ok = False
-    try:
-        yield
-        ok = True
-    finally:
-        db.end_turn(ok=ok)
-    if commit:
-        db.commit()
-
-
-@contextlib.contextmanager
-def reader(path):
-    """Storage on a second connection: sees only what was committed to the file."""
-    database = ObjectDatabase(path, token=1)
-    try:
-        yield ObjectStorage(database)
-    finally:
-        database.close()
 
 
 @pytest.fixture
