@@ -345,11 +345,24 @@ def new_host_id() -> str:
     return f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-def make_redis_client():
-    """An asyncio Redis client for the configured ``REDIS_URL``."""
+def make_redis_client(url: str | None = None):
+    """An asyncio Redis client for ``REDIS_URL`` that retries a command a few times on a
+    dropped connection (redis-py's asyncio default is no retry: after a Redis restart
+    the first command on every pooled connection would fail). Every command we send is
+    safe to repeat: scripts are idempotent or hand out a fresh, higher token, and a
+    repeated message is recognised by its attempt key."""
     import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    return aioredis.from_url(get_setting("REDIS_URL"))
+    return aioredis.from_url(
+        url or get_setting("REDIS_URL"),
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
+        health_check_interval=10,
+    )
 
 
 def get_host() -> ObjectHost | None:

@@ -25,6 +25,7 @@ import json
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_SERVED_CACHE = 10_000  # replies kept to answer a resent copy of an attempt
 _RETRY_PAUSE = (0.0, 0.005, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 _LOCAL = "local"
 
@@ -64,6 +66,7 @@ class Router:
         self._client_registry = None
         self._serving: set[asyncio.Task] = set()
         self._serving_keys: set[str] = set()  # attempts being served here
+        self._served: OrderedDict[str, dict] = OrderedDict()  # recent replies, for copies
 
     # -- public entry points -------------------------------------------------------
 
@@ -266,6 +269,7 @@ class Router:
         try:
             await transport.send(channel, message)
             check_every = max(0.05, store.ttl / 4)
+            checks = 0
             while True:
                 done, _ = await asyncio.wait({pending.future}, timeout=check_every)
                 if done:
@@ -274,10 +278,13 @@ class Router:
                 if holder is None or holder.host_id != owner or await registry.is_dead(owner):
                     self._owners.pop(object_id.key, None)
                     return "err", HostUnavailable(f"owner {owner} lapsed; retrying").to_dict()
-                if not pending.acked:
-                    # Lost on the way (the transport is at-most-once): send the same attempt
-                    # again; the owner ignores a copy of an attempt it already received.
-                    await transport.send(channel, message)
+                checks += 1
+                if not pending.acked or checks % 3 == 0:
+                    # The call or its reply may have been lost (the transport is at most
+                    # once): send the same attempt again. The owner ignores a copy of an
+                    # attempt it is still serving, answers one it served from its reply
+                    # cache, and otherwise finds the call id among its recorded calls.
+                    await transport.send(channel, dict(message, retry=True))
         finally:
             self._pending.pop(reply_key, None)
 
@@ -294,13 +301,14 @@ class Router:
                 pending.acked = True
         elif kind == "durable.call" and self.host is not None:
             reply_key = message.get("reply_key", "")
-            self._spawn(
-                self._send_quietly(
-                    message["reply_to"], {"type": "durable.ack", "reply_key": reply_key}
-                )
-            )
+            ack = {"type": "durable.ack", "reply_key": reply_key}
+            self._spawn(self._send_quietly(message["reply_to"], ack))
             if reply_key in self._serving_keys:
-                return  # a resent copy of an attempt already being served
+                return  # a copy of an attempt still being served
+            served = self._served.get(reply_key)
+            if served is not None:  # a copy of an attempt whose reply was lost
+                self._spawn(self._send_quietly(message["reply_to"], served))
+                return
             self._serving_keys.add(reply_key)
             self._spawn(self._serve_remote(message))
 
@@ -331,8 +339,16 @@ class Router:
             message["call_id"],
             bool(message.get("retry")),
         )
-        reply = {"type": "durable.reply", "reply_key": message["reply_key"], "status": status}
-        await self._send_quietly(message["reply_to"], dict(reply, body=body))
+        reply = {
+            "type": "durable.reply",
+            "reply_key": message["reply_key"],
+            "status": status,
+            "body": body,
+        }
+        self._served[message["reply_key"]] = reply
+        if len(self._served) > _SERVED_CACHE:
+            self._served.popitem(last=False)
+        await self._send_quietly(message["reply_to"], reply)
 
 
 class _PendingCall:

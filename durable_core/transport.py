@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -99,22 +100,56 @@ class ChannelLayerTransport(Transport):
 
 
 class RedisPubSubTransport(Transport):
-    """Messages as JSON published on a per-process Redis channel."""
+    """Messages as JSON published on a per-process Redis channel.
+
+    The subscription is checked every few seconds (``PUBSUB NUMSUB``) and rebuilt when
+    it is gone: after a dropped connection, redis-py may stay connected yet subscribed
+    to nothing if its resubscription failed once, and the host would go deaf for good.
+    """
+
+    HEALTH_CHECK_SECONDS = 2.0
 
     def __init__(self, redis_url: str, prefix: str) -> None:
-        import redis.asyncio as aioredis
+        from .host import make_redis_client
 
-        self.client = aioredis.from_url(redis_url)
+        self.client = make_redis_client(redis_url)
         self.channel = f"{prefix}:inbox:{uuid.uuid4().hex}"
-        self._pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub = None
         self._loop = _ReceiveLoop()
+        self._checked = 0.0
+
+    async def _subscribe(self) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+            self._pubsub = None
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self.channel)
+        self._pubsub = pubsub
 
     async def start(self, handler: Handler) -> None:
-        await self._pubsub.subscribe(self.channel)
+        await self._subscribe()
+        loop = asyncio.get_running_loop()
 
         async def receive() -> dict | None:
-            message = await self._pubsub.get_message(timeout=None)
-            if message is None or message.get("type") != "message":
+            if self._pubsub is None:
+                await self._subscribe()
+            try:
+                message = await self._pubsub.get_message(timeout=self.HEALTH_CHECK_SECONDS)
+            except Exception:
+                self._pubsub = None  # rebuilt on the next receive (after the loop's pause)
+                raise
+            if message is None:
+                if loop.time() - self._checked > self.HEALTH_CHECK_SECONDS:
+                    self._checked = loop.time()
+                    [(_name, count)] = await self.client.pubsub_numsub(self.channel)
+                    if not count:
+                        logger.warning(
+                            "inbox %s lost its subscription; resubscribing", self.channel
+                        )
+                        await self._subscribe()
+                return None
+            if message.get("type") != "message":
                 return None
             return json.loads(message["data"])
 
@@ -125,7 +160,8 @@ class RedisPubSubTransport(Transport):
 
     async def stop(self) -> None:
         await self._loop.stop()
-        await self._pubsub.aclose()
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
         await self.client.aclose()
 
 

@@ -72,10 +72,16 @@ class HttpResult:
         return f"<HttpResult {self.status} {self.body!r}>"
 
 
-def http(method: str, url: str, payload: Any = None, timeout: float = 10) -> HttpResult:
+def http(
+    method: str,
+    url: str,
+    payload: Any = None,
+    timeout: float = 10,
+    headers: dict[str, str] | None = None,
+) -> HttpResult:
     """One request; any HTTP status is returned, connection errors raise."""
     data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data=data, method=method)
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
@@ -162,8 +168,14 @@ class ServerProcess:
     def get(self, path: str, timeout: float = 10) -> HttpResult:
         return http("GET", self.url + path, timeout=timeout)
 
-    def post(self, path: str, payload: Any = None, timeout: float = 10) -> HttpResult:
-        return http("POST", self.url + path, payload, timeout=timeout)
+    def post(
+        self,
+        path: str,
+        payload: Any = None,
+        timeout: float = 10,
+        headers: dict[str, str] | None = None,
+    ) -> HttpResult:
+        return http("POST", self.url + path, payload, timeout=timeout, headers=headers)
 
     def wait_exit(self, timeout: float) -> int:
         """Wait for the process to exit; fail with the log if it does not in time."""
@@ -179,6 +191,14 @@ class ServerProcess:
         """``kill -9``: no shutdown code runs."""
         os.kill(self.pid, signal.SIGKILL)
         self.wait_exit(10)
+
+    def pause(self) -> None:
+        """``kill -STOP``: the process freezes mid-whatever, its sockets stay open."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """``kill -CONT`` after ``pause``."""
+        os.kill(self.pid, signal.SIGCONT)
 
     def terminate(self, timeout: float = 20) -> int:
         """SIGTERM (graceful: drain, commit, release) and wait for the exit."""

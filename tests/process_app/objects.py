@@ -1,7 +1,12 @@
-"""``process_app.Alarmed``: an object whose alarm the process tests schedule and watch."""
+"""Objects the process tests drive over HTTP.
+
+``process_app.Alarmed`` has an alarm the tests schedule and watch; ``process_app.SlowCounter``
+can wait inside its turn before writing, so a test can freeze its host mid-turn.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -56,3 +61,28 @@ class Alarmed(DurableObject):
         if failing:
             raise RuntimeError(f"failing on purpose (retry_count {info.retry_count})")
         self.storage.put("firings", [*self.storage.get("firings", []), record])
+
+
+class SlowCounter(DurableObject):
+    """A counter whose increment may sleep inside the turn (gate closed) before writing."""
+
+    namespace = "process_app.SlowCounter"
+
+    async def increment(self, delay: float = 0.0) -> int:
+        """Wait ``delay`` seconds, then add one and return the new value.
+
+        A waiting turn first appends a line to ``slow_turns.jsonl`` beside the Django
+        database, so a test knows the turn is running before it freezes the host.
+        """
+        if delay:
+            record = {"name": self.ctx.id.name, "pid": os.getpid(), "time": time.time()}
+            with open(settings.VAR_DIR / "slow_turns.jsonl", "a") as log:
+                log.write(json.dumps(record) + "\n")
+            await asyncio.sleep(delay)
+        value = self.storage.get("n", 0) + 1
+        self.storage.put("n", value)
+        return value
+
+    async def value(self) -> int:
+        """The current value."""
+        return self.storage.get("n", 0)

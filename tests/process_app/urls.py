@@ -1,4 +1,4 @@
-"""The demo's routes plus small JSON views on ``process_app.Alarmed``."""
+"""The demo's routes plus small JSON views on the ``process_app`` objects."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 from config.urls import urlpatterns as demo_urlpatterns
+from durable_core.exceptions import DurableError
 from durable_core.ids import ObjectId
 from durable_core.models import ObjectRecord
 from durable_core.registry import get_namespace
@@ -52,10 +53,31 @@ async def alarm_index(request: HttpRequest, name: str) -> JsonResponse:
     )
 
 
+@csrf_exempt
+async def slow_counter(request: HttpRequest, name: str) -> JsonResponse:
+    """POST {"delay": s} increments (``Idempotency-Key`` is the call id), GET reads.
+
+    Errors map as on the demo counter: retryable ones are 503, others 500.
+    """
+    stub = get_namespace("process_app.SlowCounter").get_by_name(name)
+    try:
+        if request.method == "POST":
+            delay = float(_body(request).get("delay", 0))
+            key = request.headers.get("Idempotency-Key")
+            value = await stub.call("increment", delay, call_id=key)
+        else:
+            value = await stub.value()
+    except DurableError as exc:
+        status = 503 if exc.retryable else 500
+        return JsonResponse({"error": type(exc).__name__, "message": str(exc)}, status=status)
+    return JsonResponse({"name": name, "value": value})
+
+
 urlpatterns = [
     *demo_urlpatterns,
     path("t/alarmed/<str:name>/schedule", schedule),
     path("t/alarmed/<str:name>/fail-times", fail_times),
     path("t/alarmed/<str:name>/firings", firings),
     path("t/alarmed/<str:name>/alarm-index", alarm_index),
+    path("t/slow/<str:name>", slow_counter),
 ]
