@@ -9,6 +9,7 @@ Only a process whose host started may own objects.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -125,12 +126,15 @@ class ObjectHost:
             await self.transport.start(get_router().handle_message)
         if self.registry is not None:
             self.registry.info["channel"] = self.transport.channel  # type: ignore[union-attr]
+            self.registry.on_declared_dead = self._declared_dead
             await self.registry.start(self.describe)
         self.running = True
         self._tasks = [
             asyncio.create_task(self._renew_loop(), name="durable:renew"),
             asyncio.create_task(self._housekeeping_loop(), name="durable:housekeeping"),
         ]
+        if self.registry is not None:
+            self._tasks.append(asyncio.create_task(self._front_janitor(), name="durable:fronts"))
         self.alarms.start()
         self._ready.set()
         logger.info("object host %s started (storage %s)", self.host_id, self.storage_dir)
@@ -278,6 +282,67 @@ class ObjectHost:
             alarm = active.storage.get_alarm()
             if alarm is not None:
                 await aset_alarm_index(active.object_id, alarm)
+
+    # -- WebSocket fronts (DESIGN §9) ------------------------------------------------------
+
+    async def is_front_dead(self, front: str) -> bool:
+        """True when the front process holding some sockets is gone."""
+        if front == self.host_id:
+            return False
+        if self.registry is None:
+            return True  # embedded: the only front is this process; others are past ones
+        return await self.registry.is_dead(front)
+
+    async def send_to_front(self, front: str, envelope: dict) -> None:
+        """Deliver an envelope of frames to the front holding those sockets."""
+        from .consumers import get_front
+
+        if front == self.host_id:
+            get_front().deliver(envelope)
+            return
+        if self.registry is None or self.transport is None:
+            return  # embedded: a past process's sockets are gone with it
+        channel = await self.registry.get_channel(front)
+        if channel is None:
+            return  # the front is gone; its sockets are closed by the front janitor
+        try:
+            await self.transport.send(channel, envelope)
+        except Exception as exc:
+            logger.warning("frames for %s to front %s not sent: %s", envelope["object"], front, exc)
+
+    async def _declared_dead(self) -> None:
+        """Others declared this host dead (it was paused or cut off): its sockets' objects
+        already closed them, so close them here too; clients reconnect (1012)."""
+        from .consumers import CLOSE_RESTART, get_front
+
+        logger.warning("host %s was declared dead; closing its WebSockets", self.host_id)
+        await get_front().close_all(CLOSE_RESTART)
+
+    async def link_fronts(self, active: ActiveObject, fronts: set[str]) -> None:
+        """Remember which objects hold sockets on each front, so that when a front dies
+        some host tells those objects even if they are hibernating."""
+        if self.registry is not None:
+            await self.registry.link_front_objects(fronts, active.key)
+
+    async def _front_janitor(self) -> None:
+        """Tell objects whose sockets were on a dead front to close them."""
+        from .router import get_router
+
+        while True:
+            await asyncio.sleep(self.registry.interval)  # type: ignore[union-attr]
+            try:
+                claimed = await self.registry.claim_dead_front_objects()  # type: ignore[union-attr]
+                await asyncio.gather(
+                    *(
+                        get_router().send_event(
+                            ObjectId(*key.rsplit(":", 1)), "front_dead", json.dumps({"front": f})
+                        )
+                        for f, key in claimed
+                    ),
+                    return_exceptions=True,
+                )
+            except Exception:
+                logger.exception("front janitor failed")
 
     def note_activity(self, active: ActiveObject) -> None:
         """Remember that ``active`` ran a turn; records are updated in batches."""

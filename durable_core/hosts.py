@@ -57,6 +57,7 @@ class HostRegistry:
         self._run_id: str | None = None
         self._grace_until = 0.0
         self._channels: dict[str, str] = {}
+        self.on_declared_dead = None  # coroutine function, set by the host
 
     def _hb_key(self, host_id: str) -> str:
         return f"{self.prefix}:hb:{host_id}"
@@ -87,6 +88,9 @@ class HostRegistry:
             await asyncio.sleep(self.interval)
             try:
                 await self.beat()
+                if self.on_declared_dead is not None and await self.was_declared_dead():
+                    await self.client.delete(f"{self.prefix}:dead:{self.host_id}")
+                    await self.on_declared_dead()
             except Exception as exc:
                 logger.warning("heartbeat of %s failed: %s", self.host_id, exc)
 
@@ -125,6 +129,39 @@ class HostRegistry:
             channel = json.loads(raw)["channel"]
             self._channels[host_id] = channel
         return channel
+
+    # -- fronts and their objects (DESIGN §9) --------------------------------------------
+
+    def _front_key(self, front: str) -> str:
+        return f"{self.prefix}:front:{front}:objects"
+
+    async def link_front_objects(self, fronts: set[str], key: str) -> None:
+        """Record that object ``key`` holds sockets on each of ``fronts``."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for front in fronts:
+                pipe.sadd(self._front_key(front), key)
+            await pipe.execute()
+
+    async def claim_dead_front_objects(self, batch: int = 100) -> list[tuple[str, str]]:
+        """(front, object key) pairs of fronts found dead, each handed to one claimer.
+
+        SPOP gives every member to exactly one host; a tombstone tells a front that was
+        only paused that it was declared dead, so it closes its sockets (1012).
+        """
+        claimed: list[tuple[str, str]] = []
+        for entry in await self.list_hosts():
+            front = entry["id"]
+            if entry["alive"] or front == self.host_id:
+                continue
+            members = await self.client.spop(self._front_key(front), batch)
+            if members:
+                await self.client.set(f"{self.prefix}:dead:{front}", "1", ex=86400)
+                claimed += [(front, m.decode() if isinstance(m, bytes) else m) for m in members]
+        return claimed
+
+    async def was_declared_dead(self) -> bool:
+        """True when another host declared this one dead (it had lost its heartbeat)."""
+        return bool(await self.client.exists(f"{self.prefix}:dead:{self.host_id}"))
 
     async def list_hosts(self) -> list[dict[str, Any]]:
         """Every known host with ``alive``; entries dead for long are forgotten."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -12,6 +13,7 @@ if TYPE_CHECKING:
     from .ids import ObjectId
     from .storage import ObjectStorage
     from .turns import ActiveObject
+    from .websockets import WebSocket
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,32 @@ class ObjectContext:
         atomic segment. Storage writes inside the block raise StorageError.
         """
         return self._active.open_gate()
+
+    # WebSockets (DESIGN §9) -------------------------------------------------------
+
+    def accept_websocket(self, ws: WebSocket, tags: list[str] | tuple[str, ...] = ()) -> None:
+        """Accept ``ws`` in ``on_websocket_connect``, with up to 10 tags to find it by."""
+        self._active.accept_websocket(ws, tags)
+
+    def get_websockets(self, tag: str | None = None) -> list[WebSocket]:
+        """The accepted sockets (also those accepted before a hibernation), by tag."""
+        return self._active.sockets.all(tag)
+
+    def get_tags(self, ws: WebSocket) -> list[str]:
+        """The tags ``ws`` was accepted with."""
+        return list(ws.tags)
+
+    def set_websocket_auto_response(self, request: str | None, response: str | None = None) -> None:
+        """Let fronts answer the text message ``request`` with ``response`` themselves,
+        without waking the object (e.g. a ping); ``None`` removes it."""
+        if request is None:
+            self._active.db.set_meta("ws_auto", None)
+        else:
+            if not isinstance(request, str) or not isinstance(response, str):
+                raise TypeError("auto-response request and response are strings")
+            self._active.db.set_meta("ws_auto", json.dumps([request, response]))
+        for front in self._active.sockets.fronts():
+            self._active.emit_control(front, {"auto_response": self._active.db.get_meta("ws_auto")})
 
     def abort(self, reason: str = "aborted") -> None:
         """Evict the object after this turn commits; queued calls are retried on a fresh

@@ -94,6 +94,15 @@ class Router:
                 return await self._send(object_id, "call", method, payload, timeout, call_id)
         return await self._send(object_id, "call", method, payload, timeout, call_id)
 
+    async def send_event(
+        self, object_id: ObjectId, method: str, payload: str, *, lifecycle: bool = False
+    ) -> Any:
+        """Deliver a WebSocket event (connect, message, close, front_dead) to the object.
+
+        ``lifecycle`` events (connect, close) are never refused by the mailbox bound.
+        """
+        return await self._send(object_id, "ws", method, payload, None, lifecycle=lifecycle)
+
     async def deliver_alarm(self, object_id: ObjectId) -> None:
         """Deliver a due alarm to the object wherever it is (or gets) activated."""
         await self._send(object_id, "alarm", "", "null", None)
@@ -108,6 +117,8 @@ class Router:
         payload: str,
         timeout: float | None,
         call_id: str | None = None,
+        *,
+        lifecycle: bool = False,
     ) -> Any:
         host = self.host
         if host is None and not is_cluster_mode():
@@ -127,11 +138,25 @@ class Router:
                     target = await self._locate(object_id)
                     if target == _LOCAL:
                         status, body = await self._deliver_local(
-                            object_id, kind, method, payload, call_id, retry or attempt > 0
+                            object_id,
+                            kind,
+                            method,
+                            payload,
+                            call_id,
+                            retry or attempt > 0,
+                            lifecycle,
                         )
                     else:
                         status, body = await self._deliver_remote(
-                            target, object_id, kind, method, payload, call_id, attempt, retry
+                            target,
+                            object_id,
+                            kind,
+                            method,
+                            payload,
+                            call_id,
+                            attempt,
+                            retry,
+                            lifecycle,
                         )
             except TimeoutError:
                 error = CallTimeout(
@@ -156,10 +181,17 @@ class Router:
             await asyncio.sleep(pause)
 
     async def _deliver_local(
-        self, object_id: ObjectId, kind: str, method: str, payload: str, call_id: str, retry: bool
+        self,
+        object_id: ObjectId,
+        kind: str,
+        method: str,
+        payload: str,
+        call_id: str,
+        retry: bool,
+        lifecycle: bool = False,
     ) -> tuple[str, Any]:
         future = asyncio.get_running_loop().create_future()
-        event = Event(kind, future, method, payload, call_id, retry=retry)
+        event = Event(kind, future, method, payload, call_id, retry=retry, lifecycle=lifecycle)
         try:
             await self.host.deliver(object_id, event)  # type: ignore[union-attr]
         except (RedisError, ConnectionError) as exc:  # the lease store is unreachable
@@ -237,6 +269,7 @@ class Router:
         call_id: str,
         attempt: int,
         retry: bool,
+        lifecycle: bool = False,
     ) -> tuple[str, Any]:
         """Send the call to ``owner`` and wait for the reply; while waiting, check now and
         then that the owner still lives and holds the lease, else ask for a retry.
@@ -265,6 +298,7 @@ class Router:
             "retry": retry or attempt > 0,
             "reply_to": transport.channel,
             "reply_key": reply_key,
+            "lifecycle": lifecycle,
         }
         try:
             await transport.send(channel, message)
@@ -299,6 +333,10 @@ class Router:
             pending = self._pending.get(message.get("reply_key", ""))
             if pending is not None:
                 pending.acked = True
+        elif kind == "durable.frames":
+            from .consumers import get_front
+
+            get_front().deliver(message)
         elif kind == "durable.call" and self.host is not None:
             reply_key = message.get("reply_key", "")
             ack = {"type": "durable.ack", "reply_key": reply_key}
@@ -338,6 +376,7 @@ class Router:
             message["payload"],
             message["call_id"],
             bool(message.get("retry")),
+            bool(message.get("lifecycle")),
         )
         reply = {
             "type": "durable.reply",

@@ -11,6 +11,7 @@ commits what it has, lets other events run, and resumes in a new segment.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import contextvars
 import json
@@ -35,6 +36,7 @@ from .exceptions import (
 )
 from .objects import AlarmInfo, ObjectContext
 from .storage import ObjectStorage
+from .websockets import ConnectRequest, SocketTable, WebSocket, check_tags
 
 if TYPE_CHECKING:
     from .host import ObjectHost
@@ -59,7 +61,7 @@ _current_turn: contextvars.ContextVar[TurnState | None] = contextvars.ContextVar
 class Event:
     """One thing for an object to handle: an RPC or an alarm."""
 
-    kind: str  # "call" | "alarm"
+    kind: str  # "call" | "alarm" | "ws" (method: connect, message, close, front_dead)
     future: asyncio.Future
     method: str = ""
     payload: str = "[[], {}]"  # JSON [args, kwargs]: a copy, as on the remote path
@@ -77,7 +79,7 @@ class TurnState:
     holds_gate: bool = False  # after re-entering from an open gate, the turn owns the gate
     gate_open: bool = False
     user_code_ran: bool = False  # errors before it (bad method, bad args) need no reset
-    outbox: list[Any] = field(default_factory=list)
+    outbox: list[tuple[str, str, dict]] = field(default_factory=list)  # (front, ws id, frame)
 
 
 def get_current_turn() -> TurnState | None:
@@ -139,6 +141,9 @@ class ActiveObject:
         self.storage = ObjectStorage(db, sql_time_limit_ms=host.settings.sql_time_limit_ms)
         self.ctx = ObjectContext(self)
         self.instance: DurableObject = object_class(self.ctx, self.storage)
+        self.sockets = SocketTable(self)
+        self.outbox: list[tuple[str, str, dict]] = []  # frames of the segment's finished turns
+        self.frame_seq = 0
         self.mailbox: deque[Event] = deque()
         self.gate = Gate()
         self.pending: list[tuple[asyncio.Future, Reply]] = []
@@ -156,6 +161,8 @@ class ActiveObject:
         self.has_record = db.exists()  # a file implies its record was made with it
         self._turn_tasks: set[asyncio.Task] = set()
         self._fenced: StaleOwner | LeaseLost | None = None
+        self._connecting: WebSocket | None = None
+        self._front_links: set[str] = set()  # fronts that got a socket in this segment
         self._running_turns = 0  # turns started and not finished (some may wait at a gate)
         self._turns_done = asyncio.Event()
 
@@ -173,6 +180,16 @@ class ActiveObject:
             self.gate.release()
         self._dispatcher = asyncio.create_task(self._dispatch(), name=f"durable:{self.key}")
         self._schedule_alarm_timer(self.storage.get_alarm())
+        for front in self.sockets.fronts():
+            if await self.host.is_front_dead(front):
+                self.enqueue_front_dead(front)
+
+    def enqueue_front_dead(self, front: str) -> None:
+        """Close every socket held by a dead front (``on_websocket_close``, unclean)."""
+        future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_consume)
+        payload = json.dumps({"front": front})
+        self.enqueue(Event("ws", future, "front_dead", payload, lifecycle=True))
 
     async def _run_on_start(self) -> None:
         self.db.begin_turn()
@@ -305,6 +322,8 @@ class ActiveObject:
         except Exception as exc:
             failed = True
             self.db.end_turn(ok=False)
+            state.outbox.clear()  # a failed turn sends nothing
+            self.sockets.reset()  # its socket changes were rolled back
             if isinstance(exc, TimeoutError) and deadline.expired():
                 exc = TurnTimeout(f"{self.key}: turn exceeded its time limit; object reset")
                 self._needs_reset = True
@@ -323,6 +342,7 @@ class ActiveObject:
             if self.db.turn_wrote and event.kind == "call":
                 self._record_call(event.call_id, reply)
             self.db.end_turn(ok=True)
+            self.outbox.extend(state.outbox)
         self.pending.append((event.future, reply))
         self._running_turns -= 1
         if not self._running_turns:
@@ -340,6 +360,9 @@ class ActiveObject:
             state.user_code_ran = True
             await self._fire_alarm()
             return ("ok", "null")
+        if event.kind == "ws":
+            state.user_code_ran = True
+            return ("ok", encode_json(await self._websocket_event(event), "result"))
         if event.retry:
             previous = self._recorded_reply(event.call_id)
             if previous is not None:
@@ -394,6 +417,8 @@ class ActiveObject:
             yield  # not inside this object's turn: nothing to open
             return
         self.db.end_turn(ok=True)
+        self.outbox.extend(state.outbox)
+        state.outbox.clear()
         await self._commit_segment()
         state.gate_open = True
         self.gate.release()
@@ -430,6 +455,7 @@ class ActiveObject:
             self.db.commit()
         except (StaleOwner, LeaseLost) as exc:
             self.db.rollback()
+            self.outbox.clear()
             logger.warning("%s refused to commit: %s", self.key, exc)
             self._fail_pending(pending, exc)
             self.evict("fenced", exc)
@@ -438,6 +464,8 @@ class ActiveObject:
             if not isinstance(exc, StorageError):
                 logger.exception("commit of %s failed", self.key)
             self.db.rollback()
+            self.outbox.clear()
+            self.sockets.reset()
             # Nothing committed, so every caller whose own turn succeeded may retry.
             lost = ObjectReset(f"{self.key}: the commit failed ({exc}); retry")
             for fut, reply in pending:
@@ -450,8 +478,98 @@ class ActiveObject:
             await self.host.after_alarm_commit(self, alarm)
             self._schedule_alarm_timer(alarm)
         self.host.note_activity(self)
+        if self._front_links:
+            links, self._front_links = self._front_links, set()
+            await self.host.link_fronts(self, links)
+        if self.outbox:
+            await self._send_frames()
         for fut, reply in pending:
             _settle(fut, reply)
+
+    async def _send_frames(self) -> None:
+        """One envelope per front, in order, stamped with this activation's token."""
+        frames, self.outbox = self.outbox, []
+        by_front: dict[str, list[dict]] = {}
+        for front, ws_id, frame in frames:
+            by_front.setdefault(front, []).append(dict(frame, ws=ws_id))
+        for front, batch in by_front.items():
+            self.frame_seq += 1
+            envelope = {
+                "type": "durable.frames",
+                "object": self.key,
+                "token": self.lease.token,
+                "seq": self.frame_seq,
+                "frames": batch,
+            }
+            await self.host.send_to_front(front, envelope)
+
+    def emit(self, ws: WebSocket, frame: dict) -> None:
+        """Queue a frame of the running turn (released after its commit)."""
+        state = _current_turn.get()
+        if state is None or state.active is not self or state.gate_open:
+            raise StorageError("WebSocket frames can only be sent from inside a turn")
+        state.outbox.append((ws.front, ws.id, frame))
+
+    def emit_control(self, front: str, control: dict) -> None:
+        """Queue a message for a front about this object (e.g. its auto-response)."""
+        state = _current_turn.get()
+        if state is None or state.active is not self:
+            raise StorageError("front messages can only be sent from inside a turn")
+        state.outbox.append((front, "", control))
+
+    # -- WebSocket events (DESIGN §9) ---------------------------------------------------
+
+    async def _websocket_event(self, event: Event) -> Any:
+        data = json.loads(event.payload)
+        instance = self.instance
+        if event.method == "connect":
+            ws = WebSocket(data["ws"], data["front"], _active=self, accepted=False)
+            self._connecting = ws
+            handler = getattr(instance, "on_websocket_connect", None)
+            try:
+                if handler is None:
+                    self.accept_websocket(ws)
+                else:
+                    await handler(ws, ConnectRequest(**data["request"]))
+            finally:
+                self._connecting = None
+            if not ws.accepted:
+                return {"accepted": False, "code": ws.close_code or 4403}
+            return {"accepted": True, "auto_response": self.db.get_meta("ws_auto")}
+        if event.method == "front_dead":
+            closed = [ws for ws in self.sockets.all() if ws.front == data["front"]]
+            for ws in closed:
+                self.sockets.remove(ws.id)
+                await self._call_close_handler(ws, 1006, "front gone", False)
+            return {"closed": len(closed)}
+        ws = self.sockets.get(data["ws"])
+        if ws is None:
+            return {"unknown": True}  # closed meanwhile, or never accepted
+        if event.method == "message":
+            message = data["text"] if "text" in data else base64.b64decode(data["bytes"])
+            handler = getattr(instance, "on_websocket_message", None)
+            if handler is not None:
+                await handler(ws, message)
+            return {}
+        if event.method == "close":
+            self.sockets.remove(ws.id)
+            await self._call_close_handler(ws, data["code"], data["reason"], data["clean"])
+            return {}
+        raise MethodNotFound(f"unknown WebSocket event {event.method!r}")
+
+    async def _call_close_handler(self, ws: WebSocket, code: int, reason: str, clean: bool):
+        handler = getattr(self.instance, "on_websocket_close", None)
+        if handler is not None:
+            await handler(ws, code, reason, clean)
+
+    def accept_websocket(self, ws: WebSocket, tags: list[str] | tuple[str, ...] = ()) -> None:
+        """Accept the connecting socket ``ws`` (only during ``on_websocket_connect``)."""
+        if ws is not self._connecting:
+            raise InvalidArgument("accept_websocket() takes the socket being connected")
+        ws.tags = check_tags(tags)
+        ws.accepted = True
+        self.sockets.add(ws)
+        self._front_links.add(ws.front)
 
     def _fail_pending(self, pending: list[tuple[asyncio.Future, Reply]], exc: DurableError) -> None:
         for fut, _reply in pending:
@@ -483,6 +601,8 @@ class ActiveObject:
         logger.info("resetting %s: %s", self.key, reason)
         self.db.rollback()
         self.instance = self.object_class(self.ctx, self.storage)
+        self.sockets.reset()
+        self._front_links.clear()
         try:
             await self._run_on_start()
         except Exception as exc:

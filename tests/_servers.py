@@ -218,3 +218,87 @@ class ServerProcess:
         except FileNotFoundError:
             return "(no output)"
         return f"--- output of {self.log_path.name} ---\n{text[-20_000:]}"
+
+
+class CommandProcess:
+    """One ``manage.py <command> <args>`` subprocess that is not a plain server
+    (``runobjects``, ``runcluster``), with everything it prints kept in a log file."""
+
+    def __init__(
+        self,
+        args: list[str],
+        var_dir: Path,
+        log_path: Path,
+        *,
+        settings: str = "config.settings",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.args = list(args)
+        self.var_dir = var_dir
+        self.log_path = log_path
+        self.settings = settings
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "command not started"
+        return self.proc.pid
+
+    def start(self) -> CommandProcess:
+        """Spawn the command in its own session (not waiting for it)."""
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(MANAGE), *self.args],
+                cwd=ROOT,
+                env=server_env(self.var_dir, self.settings, self.extra_env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # signals come from the test only
+            )
+        return self
+
+    def text(self) -> str:
+        """Everything printed so far."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_output(self, needle: str, timeout: float) -> str:
+        """Wait until the output contains ``needle``; fail if the process exits first."""
+        deadline = time.monotonic() + timeout
+        while needle not in self.text():
+            if self.proc is not None and self.proc.poll() is not None and needle not in self.text():
+                raise AssertionError(
+                    f"exited with {self.proc.returncode} before printing {needle!r}\n"
+                    + self.output()
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{needle!r} not printed within {timeout}s\n{self.output()}")
+            time.sleep(0.05)
+        return self.text()
+
+    def send_signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def wait_exit(self, timeout: float) -> int:
+        """Wait for the exit; fail with the output if it does not come in time."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"pid {self.pid} still running after {timeout}s\n{self.output()}"
+            ) from None
+
+    def cleanup(self) -> None:
+        """Make sure the process is gone (test teardown)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def output(self) -> str:
+        """The last 20,000 characters printed, for assertion messages."""
+        return f"--- output of {self.log_path.name} ---\n{self.text()[-20_000:]}"

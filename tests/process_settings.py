@@ -9,3 +9,4 @@ from config.settings import INSTALLED_APPS
 
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.process_app"]
 ROOT_URLCONF = "tests.process_app.urls"
+ASGI_APPLICATION = "tests.process_app.asgi.application"

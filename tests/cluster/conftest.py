@@ -96,6 +96,19 @@ class Cluster:
             holders[key.removeprefix("durable:lease:{").removesuffix("}")] = (host, int(token))
         return holders
 
+    def lease_of(self, object_key: str) -> tuple[str, int] | None:
+        """The lease of one object (``ns:hex``) as (host id, token), None when free."""
+        value = self.redis.get(f"durable:lease:{{{object_key}}}")
+        if value is None:
+            return None
+        host, _, token = value.decode().rpartition("|")
+        return host, int(token)
+
+    def lease_expiry(self, object_key: str) -> float | None:
+        """Epoch time at which the object's lease runs out unless renewed (None: free)."""
+        pttl = self.redis.pttl(f"durable:lease:{{{object_key}}}")
+        return None if pttl < 0 else time.time() + pttl / 1000
+
     def fence_counter(self, object_key: str) -> int | None:
         """The fencing counter Redis keeps for an object (None when it has none)."""
         value = self.redis.get(f"durable:fence:{{{object_key}}}")

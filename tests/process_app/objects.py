@@ -28,6 +28,7 @@ class Alarmed(DurableObject):
     the retry count rather than decremented, because a raising run is rolled back, a
     decrement with it. Each run, committed or not, is also appended to a log file beside
     the Django database (a side effect outside storage), so a rolled-back run is visible.
+    Each run records the pid and the fencing token of the activation that ran it.
     """
 
     namespace = "process_app.Alarmed"
@@ -42,6 +43,11 @@ class Alarmed(DurableObject):
         """Make the first ``times`` runs of ``on_alarm`` raise."""
         self.storage.put("fail_times", times)
 
+    async def evict(self) -> None:
+        """Leave memory after this turn (``ctx.abort``): the lease is released, the alarm
+        stays in storage and in the index for some host's scheduler to fire."""
+        self.ctx.abort("evicted by the test")
+
     async def firings(self) -> list[dict]:
         """The committed firings, oldest first."""
         return self.storage.get("firings", [])
@@ -54,6 +60,7 @@ class Alarmed(DurableObject):
             "scheduled": info.scheduled_time,
             "retry_count": info.retry_count,
             "pid": os.getpid(),
+            "token": self.ctx.fencing_token,
             "ok": not failing,
         }
         with open(attempts_log_path(), "a") as log:
@@ -86,3 +93,81 @@ class SlowCounter(DurableObject):
     async def value(self) -> int:
         """The current value."""
         return self.storage.get("n", 0)
+
+
+class Room(DurableObject):
+    """A WebSocket echo-and-broadcast object for the WebSocket tests."""
+
+    namespace = "process_app.Room"
+
+    async def on_websocket_connect(self, ws, request) -> None:
+        from urllib.parse import parse_qs
+
+        query = parse_qs(request.query_string)
+        if "reject" in query:
+            ws.close(4401)
+            return
+        name = query.get("name", ["anon"])[0]
+        self.ctx.accept_websocket(ws, tags=[name, "all"])
+        joined = self.storage.get("joined", 0) + 1
+        self.storage.put("joined", joined)
+        ws.serialize_attachment({"name": name, "joined": joined})
+
+    async def on_websocket_message(self, ws, message) -> None:
+        import json
+
+        if isinstance(message, bytes):
+            ws.send(message[::-1])
+            return
+        msg = json.loads(message)
+        kind = msg.get("type")
+        if kind == "broadcast":
+            self._broadcast(msg.get("text", ""), ws.deserialize_attachment()["name"])
+        elif kind == "echo":
+            ws.send(json.dumps({"type": "echo", "text": msg.get("text")}))
+        elif kind == "whoami":
+            ws.send(
+                json.dumps(
+                    {
+                        "type": "whoami",
+                        "attachment": ws.deserialize_attachment(),
+                        "tags": self.ctx.get_tags(ws),
+                        "token": self.ctx.fencing_token,
+                    }
+                )
+            )
+        elif kind == "count":
+            ws.send(json.dumps({"type": "count", "n": len(self.ctx.get_websockets())}))
+        elif kind == "close":
+            ws.close(4000, "bye")
+        elif kind == "auto":
+            self.ctx.set_websocket_auto_response("ping", "pong")
+        elif kind == "fail":
+            ws.send("never sent")
+            raise RuntimeError("turn fails: its frame must not leave")
+
+    def _broadcast(self, text: str, sender: str) -> int:
+        import json
+
+        seq = self.storage.get("seq", 0) + 1
+        self.storage.put("seq", seq)
+        frame = json.dumps({"type": "broadcast", "seq": seq, "text": text, "from": sender})
+        for socket in self.ctx.get_websockets():
+            socket.send(frame)
+        return seq
+
+    async def on_websocket_close(self, ws, code, reason, was_clean) -> None:
+        closed = self.storage.get("closed", [])
+        closed.append([ws.deserialize_attachment()["name"], code, was_clean])
+        self.storage.put("closed", closed)
+
+    async def broadcast(self, text: str) -> int:
+        return self._broadcast(text, "http")
+
+    async def info(self) -> dict:
+        return {
+            "sockets": len(self.ctx.get_websockets()),
+            "closed": self.storage.get("closed", []),
+            "seq": self.storage.get("seq", 0),
+            "token": self.ctx.fencing_token,
+        }

@@ -36,6 +36,13 @@ async def fail_times(request: HttpRequest, name: str) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+@csrf_exempt
+async def evict(request: HttpRequest, name: str) -> JsonResponse:
+    """POST: evict the object after this call (its alarm stays scheduled)."""
+    await get_namespace(NAMESPACE).get_by_name(name).evict()
+    return JsonResponse({"ok": True})
+
+
 async def firings(request: HttpRequest, name: str) -> JsonResponse:
     """GET: the object's committed firings (activates the object)."""
     stub = get_namespace(NAMESPACE).get_by_name(name)
@@ -77,7 +84,20 @@ urlpatterns = [
     *demo_urlpatterns,
     path("t/alarmed/<str:name>/schedule", schedule),
     path("t/alarmed/<str:name>/fail-times", fail_times),
+    path("t/alarmed/<str:name>/evict", evict),
     path("t/alarmed/<str:name>/firings", firings),
     path("t/alarmed/<str:name>/alarm-index", alarm_index),
     path("t/slow/<str:name>", slow_counter),
 ]
+
+
+@csrf_exempt
+async def room(request: HttpRequest, name: str, action: str) -> JsonResponse:
+    """GET info, or POST {"text"} to broadcast, on the Room ``name``."""
+    stub = get_namespace("process_app.Room").get_by_name(name)
+    if action == "broadcast":
+        return JsonResponse({"seq": await stub.broadcast(_body(request).get("text", ""))})
+    return JsonResponse(await stub.info())
+
+
+urlpatterns += [path("t/room/<str:name>/<str:action>", room)]

@@ -1,0 +1,306 @@
+"""The front: Channels consumers that hold client WebSockets for durable objects (§9).
+
+An app subclasses ``DurableObjectConsumer`` and says which object a URL addresses
+(``get_object_stub``). The front holds the connection; the object decides (accept with
+tags, or reject), receives messages and closes, and sends frames that reach the front
+in one envelope per front, after the turn that sent them committed. The front drops
+frames stamped with an older owner token than one it already saw for that object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ipaddress
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from .exceptions import DurableError
+from .stubs import ObjectStub
+
+logger = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_INTERNAL = 1011
+CLOSE_RESTART = 1012  # the front was declared dead, or the object lost the socket
+CLOSE_TRY_AGAIN = 1013  # overloaded, flooding, or too slow to read
+CLOSE_TOO_BIG = 1009
+CLOSE_NOT_FOUND = 4404
+
+
+class FrontSockets:
+    """This process's client sockets, and the newest owner token seen per object."""
+
+    def __init__(self) -> None:
+        self.sockets: dict[str, DurableObjectConsumer] = {}
+        self._tokens: dict[str, int] = {}
+        self._per_object: dict[str, int] = {}
+        self.auto_responses: dict[str, tuple[str, str] | None] = {}
+        self.dropped_stale = 0
+
+    def register(self, consumer: DurableObjectConsumer) -> None:
+        self.sockets[consumer.ws_id] = consumer
+        key = consumer.object_key
+        self._per_object[key] = self._per_object.get(key, 0) + 1
+
+    def unregister(self, consumer: DurableObjectConsumer) -> None:
+        if self.sockets.pop(consumer.ws_id, None) is None:
+            return
+        key = consumer.object_key
+        left = self._per_object.get(key, 1) - 1
+        if left:
+            self._per_object[key] = left
+        else:  # no socket of this object here any more
+            self._per_object.pop(key, None)
+            self._tokens.pop(key, None)
+            self.auto_responses.pop(key, None)
+
+    def deliver(self, envelope: dict[str, Any]) -> None:
+        """Fan an owner's envelope out to the sockets it names, in order."""
+        key, token = envelope["object"], int(envelope["token"])
+        if token < self._tokens.get(key, 0):
+            self.dropped_stale += 1  # a paused old owner: never reorder the stream
+            return
+        if key in self._per_object:
+            self._tokens[key] = token
+        for frame in envelope["frames"]:
+            if not frame["ws"]:
+                if "auto_response" in frame:
+                    pair = frame["auto_response"]
+                    self.auto_responses[key] = tuple(json.loads(pair)) if pair else None
+                continue
+            consumer = self.sockets.get(frame["ws"])
+            if consumer is not None:
+                consumer.push(frame)
+
+    def set_auto_response(self, key: str, pair: str | None) -> None:
+        self.auto_responses[key] = tuple(json.loads(pair)) if pair else None  # type: ignore[assignment]
+
+    async def close_all(self, code: int) -> None:
+        """Close every socket (this front was declared dead: clients reconnect)."""
+        for consumer in list(self.sockets.values()):
+            consumer.push({"close": code, "reason": "front restarted"})
+
+
+_front = FrontSockets()
+
+
+def get_front() -> FrontSockets:
+    """This process's front."""
+    return _front
+
+
+def client_address(scope: dict) -> str | None:
+    """The client's address; ``X-Forwarded-For`` is believed only from TRUSTED_PROXIES.
+
+    Walks the hops from the nearest one back and returns the first that is not a
+    trusted proxy.
+    """
+    client = scope.get("client")
+    address = client[0] if client else None
+    trusted = [ipaddress.ip_network(p) for p in getattr(settings, "TRUSTED_PROXIES", ())]
+    if not address or not trusted:
+        return address
+    forwarded = dict(scope.get("headers") or []).get(b"x-forwarded-for", b"")
+    hops = [h.strip() for h in forwarded.decode("latin-1").split(",") if h.strip()]
+    for hop in reversed([*hops, address]):
+        try:
+            ip = ipaddress.ip_address(hop)
+        except ValueError:
+            return hop
+        if not any(ip in net for net in trusted):
+            return hop
+    return hops[0] if hops else address
+
+
+class DurableObjectConsumer(AsyncWebsocketConsumer):
+    """Base consumer connecting client WebSockets to one durable object each.
+
+    Subclasses implement ``get_object_stub`` (from ``self.scope["url_route"]``); raise
+    ``LookupError`` (or return None) for a URL that names no object: the socket is
+    refused with 4404.
+    """
+
+    channel_layer_alias = "durable.none"  # frames come through the front, not a layer
+    max_message_bytes = 1024 * 1024
+    send_buffer = 1000  # frames queued for a slow reader before it is disconnected
+    max_messages_per_second = 100.0
+    burst = 200.0
+
+    def get_object_stub(self) -> ObjectStub | None:
+        """The object this connection talks to."""
+        raise NotImplementedError
+
+    # -- connect --------------------------------------------------------------------
+
+    async def websocket_connect(self, message: dict) -> None:
+        from .router import get_router
+
+        self.ws_id = uuid.uuid4().hex
+        self.state = "connecting"
+        self._queue: asyncio.Queue = asyncio.Queue(maxsize=self.send_buffer)
+        self._sender: asyncio.Task | None = None
+        self._allowance = self.burst
+        self._checked = time.monotonic()
+        try:
+            stub = self.get_object_stub()
+        except (LookupError, ValueError, DurableError):
+            stub = None
+        if stub is None:
+            await self.close(CLOSE_NOT_FOUND)
+            return
+        self.stub = stub
+        self.object_key = stub.id.key
+        host = get_router().host
+        self.front_id = host.host_id if host is not None else ""
+        get_front().register(self)
+        try:
+            reply = await get_router().send_event(
+                stub.id,
+                "connect",
+                json.dumps(
+                    {
+                        "ws": self.ws_id,
+                        "front": self.front_id,
+                        "request": self._describe_request(),
+                    }
+                ),
+                lifecycle=True,
+            )
+        except DurableError as exc:
+            logger.warning("connect to %s failed: %s", self.object_key, exc)
+            get_front().unregister(self)
+            await self.close(CLOSE_TRY_AGAIN if exc.retryable else CLOSE_INTERNAL)
+            return
+        if not reply.get("accepted"):
+            get_front().unregister(self)
+            await self.close(int(reply.get("code") or 4403))
+            return
+        get_front().set_auto_response(self.object_key, reply.get("auto_response"))
+        await self.accept()
+        self.state = "open"
+        self._sender = asyncio.create_task(self._send_loop())
+
+    def _describe_request(self) -> dict[str, Any]:
+        scope = self.scope
+        user = scope.get("user")
+        headers = {}
+        for name, value in (scope.get("headers") or [])[:64]:
+            headers[name.decode("latin-1").lower()] = value.decode("latin-1")[:4096]
+        route = scope.get("url_route") or {}
+        return {
+            "path": scope.get("path", ""),
+            "kwargs": {k: str(v) for k, v in (route.get("kwargs") or {}).items()},
+            "query_string": scope.get("query_string", b"").decode("latin-1")[:4096],
+            "headers": headers,
+            "client": client_address(scope),
+            "user": user.get_username() if getattr(user, "is_authenticated", False) else None,
+        }
+
+    # -- frames from the object --------------------------------------------------------
+
+    def push(self, frame: dict[str, Any]) -> None:
+        """Queue a frame for this client; a reader too slow to keep up is disconnected."""
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            logger.info("closing slow WebSocket %s of %s", self.ws_id, self.object_key)
+            with contextlib.suppress(asyncio.QueueEmpty):
+                while True:
+                    self._queue.get_nowait()
+            self._queue.put_nowait({"close": CLOSE_TRY_AGAIN, "reason": "too slow"})
+
+    async def _send_loop(self) -> None:
+        while True:
+            frame = await self._queue.get()
+            if "text" in frame:
+                await self.send(text_data=frame["text"])
+            elif "bytes" in frame:
+                await self.send(bytes_data=base64.b64decode(frame["bytes"]))
+            elif "close" in frame:
+                self.state = "closing"  # closed by the object: no close event goes back
+                await self.close(int(frame["close"]), frame.get("reason") or None)
+                return
+
+    # -- messages from the client -------------------------------------------------------
+
+    async def websocket_receive(self, message: dict) -> None:
+        from .router import get_router
+
+        if self.state != "open":
+            return
+        text, data = message.get("text"), message.get("bytes")
+        size = len(text.encode()) if text is not None else len(data or b"")
+        if size > self.max_message_bytes:
+            await self._close_from_front(CLOSE_TOO_BIG, "message too big")
+            return
+        if not self._take_allowance():
+            await self._close_from_front(CLOSE_TRY_AGAIN, "too many messages")
+            return
+        auto = get_front().auto_responses.get(self.object_key)
+        if auto is not None and text is not None and text == auto[0]:
+            await self.send(text_data=auto[1])
+            return
+        body = {"ws": self.ws_id}
+        if text is not None:
+            body["text"] = text
+        else:
+            body["bytes"] = base64.b64encode(data or b"").decode()
+        try:
+            reply = await get_router().send_event(self.stub.id, "message", json.dumps(body))
+        except DurableError as exc:
+            if exc.overloaded:
+                await self._close_from_front(CLOSE_TRY_AGAIN, "object overloaded")
+            else:
+                logger.info("message to %s failed: %s", self.object_key, exc)
+            return
+        if reply.get("unknown"):
+            await self._close_from_front(CLOSE_RESTART, "socket unknown to its object")
+
+    def _take_allowance(self) -> bool:
+        now = time.monotonic()
+        self._allowance = min(
+            self.burst, self._allowance + (now - self._checked) * self.max_messages_per_second
+        )
+        self._checked = now
+        if self._allowance < 1:
+            return False
+        self._allowance -= 1
+        return True
+
+    async def _close_from_front(self, code: int, reason: str) -> None:
+        await self.close(code, reason)
+        await self._report_close(code, reason, clean=True)
+
+    # -- close ----------------------------------------------------------------------------
+
+    async def websocket_disconnect(self, message: dict) -> None:
+        code = int(message.get("code") or 1006)
+        await self._report_close(code, "", clean=code != 1006)
+        raise StopConsumer()
+
+    async def _report_close(self, code: int, reason: str, *, clean: bool) -> None:
+        from .router import get_router
+
+        if getattr(self, "state", None) not in ("open", "closing"):
+            return
+        was_open = self.state == "open"
+        self.state = "closed"
+        if self._sender is not None:
+            self._sender.cancel()
+        get_front().unregister(self)
+        if not was_open:
+            return  # the object closed it: its record is already gone
+        body = {"ws": self.ws_id, "code": code, "reason": reason, "clean": clean}
+        try:
+            await get_router().send_event(self.stub.id, "close", json.dumps(body), lifecycle=True)
+        except DurableError as exc:
+            logger.warning("close of a socket of %s not delivered: %s", self.object_key, exc)

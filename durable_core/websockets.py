@@ -1,0 +1,164 @@
+"""WebSockets on the owner's side: socket records, handles, and outgoing frames (DESIGN §9).
+
+A socket is held by a front (a Daphne process); the object sees a ``WebSocket`` handle.
+Accepted sockets are recorded in the object's own storage (``_do_sockets``), so they
+survive the object's eviction (hibernation) and its owner's failure: a new owner keeps
+talking to the same fronts. Frames a turn sends leave after its commit, grouped per
+front into one envelope, stamped with the owner's fencing token so that a front drops
+frames of an older owner.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import InvalidArgument, StorageLimitExceeded
+
+if TYPE_CHECKING:
+    from .turns import ActiveObject
+
+MAX_TAGS = 10
+MAX_TAG_LENGTH = 256
+MAX_ATTACHMENT_BYTES = 2048
+MAX_FRAME_BYTES = 1024 * 1024
+
+
+@dataclass
+class ConnectRequest:
+    """What the front knows about a connecting client (``on_websocket_connect``)."""
+
+    path: str
+    kwargs: dict[str, Any]
+    query_string: str
+    headers: dict[str, str]
+    client: str | None
+    user: str | None  # the authenticated username, if any
+
+
+@dataclass
+class WebSocket:
+    """The object's handle on one client socket."""
+
+    id: str
+    front: str
+    tags: list[str] = field(default_factory=list)
+    attachment: str | None = None
+    _active: ActiveObject | None = field(default=None, repr=False, compare=False)
+    accepted: bool = True
+    close_code: int | None = None
+
+    def send(self, data: str | bytes) -> None:
+        """Send a text or binary frame; it leaves after this turn commits."""
+        if isinstance(data, bytes):
+            frame = {"bytes": base64.b64encode(data).decode()}
+        elif isinstance(data, str):
+            frame = {"text": data}
+        else:
+            raise InvalidArgument("ws.send() takes str or bytes")
+        if len(data) > MAX_FRAME_BYTES:
+            raise StorageLimitExceeded(f"a WebSocket frame is limited to {MAX_FRAME_BYTES} bytes")
+        self._require_active().emit(self, frame)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the socket (after this turn commits); its record is removed now."""
+        if not (code == 1000 or 3000 <= code <= 4999):
+            raise InvalidArgument("close codes are 1000 or 3000-4999")
+        active = self._require_active()
+        if not self.accepted:
+            self.close_code = code  # a rejection during on_websocket_connect
+            return
+        active.sockets.remove(self.id)
+        active.emit(self, {"close": code, "reason": reason[:123]})
+
+    def serialize_attachment(self, value: Any) -> None:
+        """Keep a small JSON value with the socket (≤ 2 KiB); it survives hibernation."""
+        text = json.dumps(value, separators=(",", ":"))
+        if len(text.encode()) > MAX_ATTACHMENT_BYTES:
+            raise StorageLimitExceeded(f"attachments are limited to {MAX_ATTACHMENT_BYTES} bytes")
+        self.attachment = text
+        if self.accepted:
+            self._require_active().sockets.save(self)
+
+    def deserialize_attachment(self) -> Any:
+        """The value given to ``serialize_attachment``, or None."""
+        return None if self.attachment is None else json.loads(self.attachment)
+
+    def _require_active(self) -> ActiveObject:
+        if self._active is None:
+            raise InvalidArgument("this WebSocket handle belongs to no running object")
+        return self._active
+
+
+def check_tags(tags: list[str] | tuple[str, ...]) -> list[str]:
+    """Validate tags: at most 10 strings of 1-256 characters."""
+    tags = list(tags)
+    if len(tags) > MAX_TAGS:
+        raise InvalidArgument(f"at most {MAX_TAGS} tags per WebSocket")
+    for tag in tags:
+        if not isinstance(tag, str) or not 0 < len(tag) <= MAX_TAG_LENGTH:
+            raise InvalidArgument(f"tags are strings of 1-{MAX_TAG_LENGTH} characters")
+    return tags
+
+
+class SocketTable:
+    """The object's accepted sockets: an in-memory view of ``_do_sockets``."""
+
+    def __init__(self, active: ActiveObject) -> None:
+        self._active = active
+        self._sockets: dict[str, WebSocket] | None = None
+
+    def _load(self) -> dict[str, WebSocket]:
+        if self._sockets is None:
+            self._sockets = {}
+            db = self._active.db
+            if db.conn is not None or db.exists():
+                conn = db.open()
+                for ws_id, front, tags, attachment in conn.execute(
+                    "SELECT ws_id, front, tags, attachment FROM _do_sockets"
+                ):
+                    self._sockets[ws_id] = WebSocket(
+                        ws_id, front, json.loads(tags), attachment, self._active
+                    )
+        return self._sockets
+
+    def reset(self) -> None:
+        """Forget the cache (after a rollback); the next use reloads from storage."""
+        self._sockets = None
+
+    def all(self, tag: str | None = None) -> list[WebSocket]:
+        """Accepted sockets, optionally only those with ``tag``."""
+        sockets = self._load().values()
+        return [ws for ws in sockets if tag is None or tag in ws.tags]
+
+    def get(self, ws_id: str) -> WebSocket | None:
+        """The socket ``ws_id``, if it is recorded."""
+        return self._load().get(ws_id)
+
+    def fronts(self) -> set[str]:
+        """The fronts holding this object's sockets."""
+        return {ws.front for ws in self._load().values()}
+
+    def add(self, ws: WebSocket) -> None:
+        """Record an accepted socket (a storage write of the current turn)."""
+        self._load()[ws.id] = ws
+        self.save(ws)
+
+    def save(self, ws: WebSocket) -> None:
+        """Write a socket's tags and attachment."""
+        self._active.db.ensure_writable().execute(
+            "INSERT OR REPLACE INTO _do_sockets(ws_id, front, tags, attachment, accepted) "
+            "VALUES (?, ?, ?, ?, strftime('%s','now'))",
+            (ws.id, ws.front, json.dumps(ws.tags), ws.attachment),
+        )
+
+    def remove(self, ws_id: str) -> WebSocket | None:
+        """Drop a socket's record (a storage write of the current turn)."""
+        ws = self._load().pop(ws_id, None)
+        if ws is not None:
+            self._active.db.ensure_writable().execute(
+                "DELETE FROM _do_sockets WHERE ws_id=?", (ws_id,)
+            )
+        return ws
