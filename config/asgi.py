@@ -11,7 +11,9 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
+from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
 from durable_core.asgi import DurableLifespan  # noqa: E402
@@ -20,7 +22,10 @@ application = DurableLifespan(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": URLRouter(websocket_urlpatterns),
+            # Browsers must come from an allowed host; the session gives the user.
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            ),
         }
     )
 )
