@@ -106,7 +106,12 @@ DURABLE_OBJECTS = {
 
 CHANNEL_LAYERS = {
     "default": (
-        {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        # socket_timeout None: redis-py 8 times reads out at 5 s, channels-redis blocks
+        # 5 s in BZPOPMIN, and an idle receiver would reconnect every 5 s.
+        {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
+        }
         if REDIS_URL
         else {"BACKEND": "channels.layers.InMemoryChannelLayer"}
     )

@@ -9,6 +9,7 @@ Only a process whose host started may own objects.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -454,7 +455,9 @@ def build_host() -> ObjectHost:
     prefix = get_setting("KEY_PREFIX")
     host_id = new_host_id()
     info = {"id": host_id, "pid": os.getpid(), "started": time.time()}
-    registry = HostRegistry(client, prefix, info, float(get_setting("HEARTBEAT_INTERVAL")))
+    registry = HostRegistry(
+        client, prefix, info, float(get_setting("HEARTBEAT_INTERVAL")), lease_ttl=ttl
+    )
     # Cluster hosts share STORAGE_DIR on one machine: the fence, not a lock, guards it.
     return ObjectHost(
         RedisLeaseStore(client, ttl=ttl, prefix=prefix),
@@ -473,6 +476,10 @@ async def start_host() -> ObjectHost:
     if _host is not None and _host.running:
         return _host
     host = build_host()
+    # Everything imported so far lives as long as the process: keep it out of the
+    # collector's full passes, which otherwise stall every turn for tens of ms.
+    gc.collect()
+    gc.freeze()
     get_router().host = host  # calls arriving while it starts wait for it to be ready
     try:
         await host.start()

@@ -1,10 +1,11 @@
 """The host registry: which hosts are alive, and where to reach them (DESIGN §4).
 
 Every host writes a heartbeat key (``{prefix}:hb:<host id>``, expiring after three
-periods) and its description in the ``{prefix}:hosts`` hash. A host is dead when its
-heartbeat lapsed, or at once when it ran on this machine and its pid is gone. After a
-Redis restart (its ``run_id`` changes) every host gets a grace period before anything is
-declared dead by a missing heartbeat, since the restart wiped all heartbeats at once.
+periods, or one lease TTL if that is shorter) and its description in the
+``{prefix}:hosts`` hash. A host is dead when its heartbeat lapsed, or at once when it
+ran on this machine and its pid is gone. After a Redis restart (its ``run_id``
+changes) every host gets a grace period before anything is declared dead by a missing
+heartbeat, since the restart wiped all heartbeats at once.
 """
 
 from __future__ import annotations
@@ -45,13 +46,21 @@ class HostRegistry:
     """Heartbeats of this host and liveness of the others, in Redis."""
 
     def __init__(
-        self, client: aioredis.Redis, prefix: str, info: dict[str, Any], interval: float
+        self,
+        client: aioredis.Redis,
+        prefix: str,
+        info: dict[str, Any],
+        interval: float,
+        lease_ttl: float | None = None,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self.info = info
         self.host_id: str = info["id"]
         self.interval = interval
+        # A heartbeat lasts three periods, but never longer than a lease (when known):
+        # a host must not look alive after its leases could have lapsed.
+        self.expiry = max(2 * interval, min(3 * interval, lease_ttl or 3 * interval))
         self.node = os.uname().nodename
         self._task: asyncio.Task | None = None
         self._run_id: str | None = None
@@ -99,7 +108,7 @@ class HostRegistry:
         entry = dict(self.info, **self._describe(), heartbeat=time.time())
         text = json.dumps(entry)
         async with self.client.pipeline(transaction=False) as pipe:
-            pipe.set(self._hb_key(self.host_id), text, px=int(self.interval * 3000))
+            pipe.set(self._hb_key(self.host_id), text, px=int(self.expiry * 1000))
             pipe.hset(self._hosts_key, self.host_id, text)
             pipe.info("server")
             *_, server = await pipe.execute()

@@ -159,6 +159,7 @@ class Router:
                             lifecycle,
                         )
             except TimeoutError:
+                self._owners.pop(object_id.key, None)  # the next attempt asks Redis afresh
                 error = CallTimeout(
                     f"no reply from {object_id.key} within the deadline; the call may have run: "
                     f"retry it with call_id={call_id!r}"
@@ -302,23 +303,23 @@ class Router:
         }
         try:
             await transport.send(channel, message)
-            check_every = max(0.05, store.ttl / 4)
-            checks = 0
+            # Check soon (a dead owner is noticed within ~0.1 s), then less often.
+            wait, longest = 0.1, max(0.1, store.ttl / 4)
             while True:
-                done, _ = await asyncio.wait({pending.future}, timeout=check_every)
+                done, _ = await asyncio.wait({pending.future}, timeout=wait)
                 if done:
                     return pending.future.result()
                 holder = await store.get_holder(object_id.key)
                 if holder is None or holder.host_id != owner or await registry.is_dead(owner):
                     self._owners.pop(object_id.key, None)
                     return "err", HostUnavailable(f"owner {owner} lapsed; retrying").to_dict()
-                checks += 1
-                if not pending.acked or checks % 3 == 0:
+                if wait >= longest:
                     # The call or its reply may have been lost (the transport is at most
                     # once): send the same attempt again. The owner ignores a copy of an
                     # attempt it is still serving, answers one it served from its reply
                     # cache, and otherwise finds the call id among its recorded calls.
                     await transport.send(channel, dict(message, retry=True))
+                wait = min(wait * 2, longest)
         finally:
             self._pending.pop(reply_key, None)
 
@@ -329,18 +330,12 @@ class Router:
             pending = self._pending.get(message.get("reply_key", ""))
             if pending is not None and not pending.future.done():
                 pending.future.set_result((message["status"], message["body"]))
-        elif kind == "durable.ack":
-            pending = self._pending.get(message.get("reply_key", ""))
-            if pending is not None:
-                pending.acked = True
         elif kind == "durable.frames":
             from .consumers import get_front
 
             get_front().deliver(message)
         elif kind == "durable.call" and self.host is not None:
             reply_key = message.get("reply_key", "")
-            ack = {"type": "durable.ack", "reply_key": reply_key}
-            self._spawn(self._send_quietly(message["reply_to"], ack))
             if reply_key in self._serving_keys:
                 return  # a copy of an attempt still being served
             served = self._served.get(reply_key)
@@ -391,13 +386,12 @@ class Router:
 
 
 class _PendingCall:
-    """A remote attempt awaiting its reply; ``acked`` once the owner received it."""
+    """A remote attempt awaiting its reply."""
 
-    __slots__ = ("acked", "future")
+    __slots__ = ("future",)
 
     def __init__(self, future: asyncio.Future) -> None:
         self.future = future
-        self.acked = False
 
 
 _router = Router()

@@ -3,7 +3,7 @@
 One interface, two implementations, chosen by the ``TRANSPORT`` setting:
 ``ChannelLayerTransport`` sends through the Channels layer (each process receives on its
 own channel), ``RedisPubSubTransport`` publishes straight to a per-process Redis channel.
-``bench/transport.py`` measures both against a raw redis-py PUBLISH/SUBSCRIBE round trip.
+``bench/cluster_calls.py`` measures both against a raw redis-py PUBLISH/SUBSCRIBE round trip.
 Both are at-most-once: a message to a process that died is lost, and the router's
 deadline and owner checks turn that into a retry with the same call id.
 """
