@@ -4,7 +4,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: install run cluster test lint format bench
+.PHONY: install run cluster test lint format bench bench-quick
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -37,3 +37,8 @@ format: install
 
 bench: install
 	$(PYTHON) bench/core_calls.py
+	$(PYTHON) bench/cluster_calls.py
+
+bench-quick: install
+	$(PYTHON) bench/core_calls.py --quick
+	$(PYTHON) bench/cluster_calls.py --quick
