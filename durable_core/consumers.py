@@ -77,9 +77,10 @@ class FrontSockets:
                     pair = frame["auto_response"]
                     self.auto_responses[key] = tuple(json.loads(pair)) if pair else None
                 continue
-            consumer = self.sockets.get(frame["ws"])
-            if consumer is not None:
-                consumer.push(frame)
+            for ws_id in frame["ws"]:  # one frame, every socket it goes to on this front
+                consumer = self.sockets.get(ws_id)
+                if consumer is not None:
+                    consumer.push(frame)
 
     def set_auto_response(self, key: str, pair: str | None) -> None:
         self.auto_responses[key] = tuple(json.loads(pair)) if pair else None  # type: ignore[assignment]

@@ -491,7 +491,15 @@ class ActiveObject:
         frames, self.outbox = self.outbox, []
         by_front: dict[str, list[dict]] = {}
         for front, ws_id, frame in frames:
-            by_front.setdefault(front, []).append(dict(frame, ws=ws_id))
+            batch = by_front.setdefault(front, [])
+            last = batch[-1] if batch else None
+            if last is not None and ws_id and last["body"] is frame:
+                last["ws"].append(ws_id)  # a broadcast: one copy of the frame per front
+            else:
+                batch.append({"body": frame, "ws": [ws_id] if ws_id else []})
+        for batch in by_front.values():
+            for i, entry in enumerate(batch):
+                batch[i] = dict(entry.pop("body"), **entry)
         for front, batch in by_front.items():
             self.frame_seq += 1
             envelope = {

@@ -52,15 +52,7 @@ class WebSocket:
 
     def send(self, data: str | bytes) -> None:
         """Send a text or binary frame; it leaves after this turn commits."""
-        if isinstance(data, bytes):
-            frame = {"bytes": base64.b64encode(data).decode()}
-        elif isinstance(data, str):
-            frame = {"text": data}
-        else:
-            raise InvalidArgument("ws.send() takes str or bytes")
-        if len(data) > MAX_FRAME_BYTES:
-            raise StorageLimitExceeded(f"a WebSocket frame is limited to {MAX_FRAME_BYTES} bytes")
-        self._require_active().emit(self, frame)
+        self._require_active().emit(self, make_frame(data))
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the socket (after this turn commits); its record is removed now."""
@@ -90,6 +82,27 @@ class WebSocket:
         if self._active is None:
             raise InvalidArgument("this WebSocket handle belongs to no running object")
         return self._active
+
+
+_last_frame: tuple[str | bytes, dict] | None = None
+
+
+def make_frame(data: str | bytes) -> dict:
+    """The wire form of a frame. Sending the same data to many sockets in a row (a
+    broadcast) yields the same dict, which the owner sends once per front."""
+    global _last_frame
+    if _last_frame is not None and _last_frame[0] is data:
+        return _last_frame[1]
+    if isinstance(data, bytes):
+        frame = {"bytes": base64.b64encode(data).decode()}
+    elif isinstance(data, str):
+        frame = {"text": data}
+    else:
+        raise InvalidArgument("ws.send() takes str or bytes")
+    if len(data) > MAX_FRAME_BYTES:
+        raise StorageLimitExceeded(f"a WebSocket frame is limited to {MAX_FRAME_BYTES} bytes")
+    _last_frame = (data, frame)
+    return frame
 
 
 def check_tags(tags: list[str] | tuple[str, ...]) -> list[str]:
