@@ -15,7 +15,6 @@ import contextlib
 import ipaddress
 import json
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -86,7 +85,8 @@ class FrontSockets:
         self.auto_responses[key] = tuple(json.loads(pair)) if pair else None  # type: ignore[assignment]
 
     async def close_all(self, code: int) -> None:
-        """Close every socket (this front was declared dead: clients reconnect)."""
+        """Close every socket (this front was declared dead: clients reconnect). The
+        objects already dropped these sockets, so no close event goes back to them."""
         for consumer in list(self.sockets.values()):
             consumer.push({"close": code, "reason": "front restarted"})
 
@@ -127,14 +127,13 @@ class DurableObjectConsumer(AsyncWebsocketConsumer):
 
     Subclasses implement ``get_object_stub`` (from ``self.scope["url_route"]``); raise
     ``LookupError`` (or return None) for a URL that names no object: the socket is
-    refused with 4404.
+    refused with 4404. Floods and slow readers are stopped at the socket by the Daphne
+    adapter (``durable_core._daphne``), before anything queues up.
     """
 
     channel_layer_alias = "durable.none"  # frames come through the front, not a layer
     max_message_bytes = 1024 * 1024
-    send_buffer = 1000  # frames queued for a slow reader before it is disconnected
-    max_messages_per_second = 100.0
-    burst = 200.0
+    send_buffer = 1000  # frames waiting for the sender task (it does not wait on the client)
 
     def get_object_stub(self) -> ObjectStub | None:
         """The object this connection talks to."""
@@ -149,8 +148,6 @@ class DurableObjectConsumer(AsyncWebsocketConsumer):
         self.state = "connecting"
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=self.send_buffer)
         self._sender: asyncio.Task | None = None
-        self._allowance = self.burst
-        self._checked = time.monotonic()
         try:
             stub = self.get_object_stub()
         except (LookupError, ValueError, DurableError):
@@ -217,7 +214,7 @@ class DurableObjectConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(asyncio.QueueEmpty):
                 while True:
                     self._queue.get_nowait()
-            self._queue.put_nowait({"close": CLOSE_TRY_AGAIN, "reason": "too slow"})
+            self._queue.put_nowait({"front_close": CLOSE_TRY_AGAIN, "reason": "too slow"})
 
     async def _send_loop(self) -> None:
         while True:
@@ -229,6 +226,9 @@ class DurableObjectConsumer(AsyncWebsocketConsumer):
             elif "close" in frame:
                 self.state = "closing"  # closed by the object: no close event goes back
                 await self.close(int(frame["close"]), frame.get("reason") or None)
+                return
+            elif "front_close" in frame:
+                await self._close_from_front(int(frame["front_close"]), frame["reason"])
                 return
 
     # -- messages from the client -------------------------------------------------------
@@ -242,9 +242,6 @@ class DurableObjectConsumer(AsyncWebsocketConsumer):
         size = len(text.encode()) if text is not None else len(data or b"")
         if size > self.max_message_bytes:
             await self._close_from_front(CLOSE_TOO_BIG, "message too big")
-            return
-        if not self._take_allowance():
-            await self._close_from_front(CLOSE_TRY_AGAIN, "too many messages")
             return
         auto = get_front().auto_responses.get(self.object_key)
         if auto is not None and text is not None and text == auto[0]:
@@ -266,20 +263,11 @@ class DurableObjectConsumer(AsyncWebsocketConsumer):
         if reply.get("unknown"):
             await self._close_from_front(CLOSE_RESTART, "socket unknown to its object")
 
-    def _take_allowance(self) -> bool:
-        now = time.monotonic()
-        self._allowance = min(
-            self.burst, self._allowance + (now - self._checked) * self.max_messages_per_second
-        )
-        self._checked = now
-        if self._allowance < 1:
-            return False
-        self._allowance -= 1
-        return True
-
     async def _close_from_front(self, code: int, reason: str) -> None:
-        await self.close(code, reason)
-        await self._report_close(code, reason, clean=True)
+        try:
+            await self.close(code, reason)
+        finally:  # the object must drop the socket's record whatever the server did
+            await self._report_close(code, reason, clean=True)
 
     # -- close ----------------------------------------------------------------------------
 

@@ -14,7 +14,12 @@ from daphne.management.commands.runserver import Command as DaphneRunserver
 from daphne.server import Server
 from django.core.management.base import CommandError
 
+from durable_core import _daphne
+
 logger = logging.getLogger("durable_core")
+
+
+_daphne.install()  # close codes, flood and slow-reader limits at the socket
 
 
 class HostingServer(Server):
