@@ -38,7 +38,9 @@ format: install
 bench: install
 	$(PYTHON) bench/core_calls.py
 	$(PYTHON) bench/cluster_calls.py
+	$(PYTHON) bench/ws_broadcast.py
 
 bench-quick: install
 	$(PYTHON) bench/core_calls.py --quick
 	$(PYTHON) bench/cluster_calls.py --quick
+	$(PYTHON) bench/ws_broadcast.py --quick
