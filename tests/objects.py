@@ -142,3 +142,34 @@ class Starter(DurableObject):
 
     async def hello(self) -> str:
         return "hi"
+
+
+class Sockets(DurableObject):
+    """WebSocket hooks driven in-process by tests/core/test_websockets.py."""
+
+    namespace = "tests.Sockets"
+
+    async def on_websocket_connect(self, ws, request) -> None:
+        tags = request.kwargs.get("tags", "t").split(",")
+        self.ctx.accept_websocket(ws, tags=tags)
+        size = int(request.kwargs.get("attachment", "0"))
+        if size:
+            ws.serialize_attachment("x" * size)
+
+    async def on_websocket_close(self, ws, code, reason, was_clean) -> None:
+        self.storage.put("closed", [*self.storage.get("closed", []), [ws.id, code, was_clean]])
+
+    async def state(self) -> dict:
+        return {
+            "sockets": sorted(ws.id for ws in self.ctx.get_websockets()),
+            "closed": self.storage.get("closed", []),
+        }
+
+    async def send_outside(self) -> None:
+        sockets = self.ctx.get_websockets()
+
+        async def later():
+            sockets[0].send("too late")
+
+        async with self.ctx.open_gate():
+            await later()
