@@ -18,6 +18,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.db.models import Q
 
+from ._tasks import cancel_and_wait
 from .ids import ObjectId
 from .models import ObjectRecord
 
@@ -78,12 +79,7 @@ class AlarmScheduler:
 
     async def stop(self) -> None:
         """Stop polling; in-flight deliveries are left to finish or fail."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        for task in list(self._inflight):
-            task.cancel()
-        await asyncio.gather(*self._inflight, return_exceptions=True)
+        await cancel_and_wait([self._task, *self._inflight])
 
     async def poll_once(self) -> int:
         """Claim and dispatch every due alarm now; returns how many were claimed."""

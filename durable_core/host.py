@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from django.utils import timezone
 
 from . import records
+from ._tasks import cancel_and_wait
 from .alarms import AlarmScheduler, aclear_alarm_index, aset_alarm_index
 from .conf import get_setting, get_storage_dir
 from .exceptions import HostUnavailable, LeaseLost, NotOwner, StaleOwner
@@ -150,9 +151,7 @@ class ObjectHost:
             *(obj.evict("host shutdown") for obj in list(self.active.values())),
             return_exceptions=True,
         )
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         await self._flush_activity()
         if self.registry is not None:
             await self.registry.stop()

@@ -19,6 +19,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from ._tasks import cancel_and_wait
+
 logger = logging.getLogger(__name__)
 
 STALE_ENTRY_SECONDS = 600.0  # dead hosts stay listed this long, then are forgotten
@@ -83,9 +85,7 @@ class HostRegistry:
 
     async def stop(self) -> None:
         """Stop beating and remove this host (a graceful exit is not a death)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait([self._task])
         try:
             await self.client.delete(self._hb_key(self.host_id))
             await self.client.hdel(self._hosts_key, self.host_id)

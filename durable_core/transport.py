@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ._tasks import cancel_and_wait
+
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], Awaitable[None] | None]
@@ -74,9 +76,7 @@ class _ReceiveLoop:
         self._task = asyncio.create_task(loop(), name="durable:transport")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait([self._task])
 
 
 class ChannelLayerTransport(Transport):

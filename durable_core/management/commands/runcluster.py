@@ -75,7 +75,8 @@ class Command(BaseCommand):
                 try:
                     proc.wait(15)
                 except subprocess.TimeoutExpired:
-                    proc.kill()
+                    proc.kill()  # no child outlives the supervisor
+                    proc.wait(5)
             redis.stop()
 
     def _spawn(self, port: int, env: dict, var_dir: Path) -> subprocess.Popen:
