@@ -372,7 +372,7 @@ def test_runcluster_starts_redis_and_three_hosts_restarts_a_killed_one_and_stops
         ]
         assert not left, (
             f"processes left running: {left}; hosts that never logged 'stopped' (hung "
-            f"in stop_host, see STOP_HANG): {unstopped}\n{supervisor.output()}"
+            f"in stop_host): {unstopped}\n{supervisor.output()}"
         )
         assert not unstopped, f"hosts not stopped gracefully: {unstopped}"
         listening = [p for p in [redis_port, *ports] if answers(p)]
