@@ -51,10 +51,11 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 import uuid
 from pathlib import Path
 from typing import Any
+
+from _common import PROTOCOL, emit, percentile, progress, rounded, serve_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,20 +66,9 @@ LAYERS = {"default": "channels", "pubsub": "channels:pubsub"}  # CHANNEL_LAYERS 
 MANY = 32
 GOAL_P50_RATIO = 2.0
 TIE_MARGIN = 0.05  # figures within 5 % of the best count as a tie in the pick
-PROTOCOL = b"@@ "  # prefix of the lines a worker answers with on stdout
 
 
 # -- statistics -------------------------------------------------------------------------
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Linear-interpolated percentile ``q`` (0 to 100) of an ascending list."""
-    if not sorted_values:
-        return float("nan")
-    pos = (len(sorted_values) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)
 
 
 def summarize(run: dict) -> dict:
@@ -104,26 +94,7 @@ def median_of(runs: list[dict]) -> dict:
     return out
 
 
-def rounded(value: Any, digits: int = 4) -> Any:
-    if isinstance(value, float):
-        return round(value, digits) if abs(value) < 100 else round(value, 1)
-    if isinstance(value, dict):
-        return {k: rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v, digits) for v in value]
-    return value
-
-
-def progress(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
 # -- worker side: the processes the run starts --------------------------------------------
-
-
-def emit(message: dict) -> None:
-    sys.stdout.buffer.write(PROTOCOL + json.dumps(message).encode() + b"\n")
-    sys.stdout.buffer.flush()
 
 
 async def measure(call, calls: int, concurrency: int, warmup: int) -> dict:
@@ -147,25 +118,6 @@ async def measure(call, calls: int, concurrency: int, warmup: int) -> dict:
         "elapsed_s": elapsed,
         "calls": per * concurrency,
     }
-
-
-async def serve_commands(handlers: dict) -> None:
-    """Answer one JSON command per stdin line with one protocol line on stdout."""
-    loop = asyncio.get_running_loop()
-    emit({"ready": True})
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line:
-            return
-        command = json.loads(line)
-        if command["op"] == "quit":
-            emit({"bye": True})
-            return
-        try:
-            result = await handlers[command["op"]](command)
-        except Exception as exc:
-            result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-        emit(result)
 
 
 async def subscribe(pubsub, channel: str) -> None:

@@ -41,9 +41,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
 from typing import Any
+
+from _common import PROTOCOL, percentile, progress, serve_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -51,7 +52,6 @@ SETTINGS = "tests.process_settings"
 ROOM = "process_app.Room"
 SOCKETS = 500
 PER_SERVER = SOCKETS // 2
-PROTOCOL = b"@@ "  # prefix of the lines a worker answers with on stdout
 SYSTEMS = ("durable", "channels")
 
 
@@ -61,16 +61,6 @@ def now() -> float:
 
 
 # -- statistics -------------------------------------------------------------------------
-
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Linear-interpolated percentile ``q`` (0 to 100) of an ascending list."""
-    if not sorted_values:
-        return float("nan")
-    pos = (len(sorted_values) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (pos - low)
 
 
 def summarize(broadcasts: list[list[float]], elapsed: float) -> dict:
@@ -109,16 +99,7 @@ def rounded(value: Any, digits: int = 3) -> Any:
     return value
 
 
-def progress(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
 # -- worker side: client processes ----------------------------------------------------------
-
-
-def emit(message: dict) -> None:
-    sys.stdout.buffer.write(PROTOCOL + json.dumps(message).encode() + b"\n")
-    sys.stdout.buffer.flush()
 
 
 async def clients_worker(url: str, count: str, prefix: str) -> None:
@@ -181,25 +162,6 @@ async def clients_worker(url: str, count: str, prefix: str) -> None:
     await serve_commands({"send": send, "wait": wait})
     for reader in readers:
         reader.cancel()
-
-
-async def serve_commands(handlers: dict) -> None:
-    """Answer one JSON command per stdin line with one protocol line on stdout."""
-    loop = asyncio.get_running_loop()
-    emit({"ready": True})
-    while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line:
-            return
-        command = json.loads(line)
-        if command["op"] == "quit":
-            emit({"bye": True})
-            return
-        try:
-            result = await handlers[command["op"]](command)
-        except Exception as exc:
-            result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-        emit(result)
 
 
 # -- orchestrator side --------------------------------------------------------------------
