@@ -19,12 +19,16 @@ from django.db import transaction
 from django.db.models import Q
 
 from ._tasks import cancel_and_wait
+from .events import internal_event
 from .ids import ObjectId
 from .models import ObjectRecord
+from .objects import AlarmInfo
 
 logger = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 30.0
+ALARM_MAX_RETRIES = 6
+ALARM_FIRST_BACKOFF = 2.0
 
 
 async def aset_alarm_index(object_id: ObjectId, when: float) -> None:
@@ -106,3 +110,54 @@ class AlarmScheduler:
             self.fired += 1
         except Exception as exc:  # the claim lapses and the next poll tries again
             logger.warning("alarm of %s not delivered: %s", object_id.key, exc)
+
+
+class AlarmEvents:
+    """The alarm part of ``ActiveObject``: firing, retries with backoff, local timers."""
+
+    async def _fire_alarm(self) -> None:
+        scheduled = self.storage.get_alarm()
+        if scheduled is None or scheduled > time.time() + 0.005:
+            self.storage.alarm_changed = True  # an early or stale wake-up: resync the index
+            return
+        retry = int(self.db.get_meta("alarm_retry") or 0)  # type: ignore[call-overload]
+        # Cleared first, inside the turn: the handler may set the next alarm, and a
+        # handler that raises rolls this back with everything else.
+        self.db.set_meta("alarm", None)
+        self.db.set_meta("alarm_retry", None)
+        self.storage.alarm_changed = True
+        handler = getattr(self.instance, "on_alarm", None)
+        if handler is None:
+            logger.warning("%s has an alarm but no on_alarm handler", self.key)
+            return
+        await handler(AlarmInfo(retry_count=retry, scheduled_time=scheduled))
+
+    def _schedule_alarm_retry(self) -> None:
+        """After a raising on_alarm was rolled back: count the retry and back off."""
+        retry = int(self.db.get_meta("alarm_retry") or 0) + 1  # type: ignore[call-overload]
+        self.db.begin_turn()
+        if retry > ALARM_MAX_RETRIES:
+            logger.error("%s: on_alarm failed %s times; alarm dropped", self.key, retry)
+            self.db.set_meta("alarm", None)
+            self.db.set_meta("alarm_retry", None)
+        else:
+            delay = ALARM_FIRST_BACKOFF * 2 ** (retry - 1)
+            self.db.set_meta("alarm", time.time() + delay)
+            self.db.set_meta("alarm_retry", retry)
+        self.db.end_turn(ok=True)
+        self.storage.alarm_changed = True
+
+    def _schedule_alarm_timer(self, when: float | None) -> None:
+        if self._alarm_timer is not None:
+            self._alarm_timer.cancel()
+            self._alarm_timer = None
+        if when is None or self.closing:
+            return
+        delay = max(0.0, when - time.time())
+        self._alarm_timer = asyncio.get_running_loop().call_later(delay, self._alarm_due)
+
+    def _alarm_due(self) -> None:
+        self._alarm_timer = None
+        if self.closing:
+            return
+        self.enqueue(internal_event("alarm"))

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from .conf import get_setting, is_cluster_mode
+from .events import Event, encode_json, get_current_turn
 from .exceptions import (
     CallTimeout,
     HostUnavailable,
@@ -40,7 +41,6 @@ from .exceptions import (
     error_to_dict,
 )
 from .ids import ObjectId
-from .turns import Event, encode_json, get_current_turn
 
 if TYPE_CHECKING:
     from .host import ObjectHost

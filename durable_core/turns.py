@@ -11,17 +11,24 @@ commits what it has, lets other events run, and resumes in a new segment.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import contextvars
 import json
 import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .alarms import AlarmEvents
+from .events import (
+    Event,
+    Reply,
+    TurnState,
+    encode_json,
+    get_current_turn,
+    set_current_turn,
+    settle,
+)
 from .exceptions import (
     DurableError,
     InvalidArgument,
@@ -34,9 +41,9 @@ from .exceptions import (
     TurnTimeout,
     error_to_dict,
 )
-from .objects import AlarmInfo, ObjectContext
+from .objects import ObjectContext
 from .storage import ObjectStorage
-from .websockets import ConnectRequest, SocketTable, WebSocket, check_tags
+from .websockets import SocketEvents, SocketTable, WebSocket
 
 if TYPE_CHECKING:
     from .host import ObjectHost
@@ -46,45 +53,6 @@ if TYPE_CHECKING:
     from .storage.database import ObjectDatabase
 
 logger = logging.getLogger(__name__)
-
-Reply = tuple[str, Any]  # ("ok", result JSON text) or ("err", error envelope)
-
-ALARM_MAX_RETRIES = 6
-ALARM_FIRST_BACKOFF = 2.0
-
-_current_turn: contextvars.ContextVar[TurnState | None] = contextvars.ContextVar(
-    "durable_current_turn", default=None
-)
-
-
-@dataclass
-class Event:
-    """One thing for an object to handle: an RPC or an alarm."""
-
-    kind: str  # "call" | "alarm" | "ws" (method: connect, message, close, front_dead)
-    future: asyncio.Future
-    method: str = ""
-    payload: str = "[[], {}]"  # JSON [args, kwargs]: a copy, as on the remote path
-    call_id: str = ""
-    retry: bool = False
-    lifecycle: bool = False  # never refused by the mailbox bound (WebSocket connect/close)
-
-
-@dataclass
-class TurnState:
-    """The running turn, visible to code it calls through a context variable."""
-
-    active: ActiveObject
-    yielded: asyncio.Future  # "done" / "failed" / "opened", for the dispatcher
-    holds_gate: bool = False  # after re-entering from an open gate, the turn owns the gate
-    gate_open: bool = False
-    user_code_ran: bool = False  # errors before it (bad method, bad args) need no reset
-    outbox: list[tuple[str, str, dict]] = field(default_factory=list)  # (front, ws id, frame)
-
-
-def get_current_turn() -> TurnState | None:
-    """The turn running in this task, if any."""
-    return _current_turn.get()
 
 
 class Gate:
@@ -120,7 +88,7 @@ class Gate:
         self.locked = False
 
 
-class ActiveObject:
+class ActiveObject(SocketEvents, AlarmEvents):
     """One activated object: instance, storage, mailbox, gates and lease."""
 
     def __init__(
@@ -183,13 +151,6 @@ class ActiveObject:
         for front in self.sockets.fronts():
             if await self.host.is_front_dead(front):
                 self.enqueue_front_dead(front)
-
-    def enqueue_front_dead(self, front: str) -> None:
-        """Close every socket held by a dead front (``on_websocket_close``, unclean)."""
-        future = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_consume)
-        payload = json.dumps({"front": front})
-        self.enqueue(Event("ws", future, "front_dead", payload, lifecycle=True))
 
     async def _run_on_start(self) -> None:
         self.db.begin_turn()
@@ -310,7 +271,7 @@ class ActiveObject:
     _needs_reset = False
 
     async def _turn(self, event: Event, state: TurnState) -> None:
-        _current_turn.set(state)
+        set_current_turn(state)
         self.turns += 1
         self._running_turns += 1
         self.db.begin_turn()
@@ -412,7 +373,7 @@ class ActiveObject:
     @contextlib.asynccontextmanager
     async def open_gate(self) -> AsyncIterator[None]:
         """Commit the turn so far, let other events run, then resume in a new segment."""
-        state = _current_turn.get()
+        state = get_current_turn()
         if state is None or state.active is not self or state.gate_open:
             yield  # not inside this object's turn: nothing to open
             return
@@ -433,7 +394,7 @@ class ActiveObject:
             self.db.begin_turn()
 
     def _check_write_allowed(self) -> None:
-        state = _current_turn.get()
+        state = get_current_turn()
         if state is not None and state.gate_open:
             raise StorageError("storage cannot be written while the turn's gate is open")
 
@@ -469,7 +430,7 @@ class ActiveObject:
             # Nothing committed, so every caller whose own turn succeeded may retry.
             lost = ObjectReset(f"{self.key}: the commit failed ({exc}); retry")
             for fut, reply in pending:
-                _settle(fut, ("err", lost.to_dict()) if reply[0] == "ok" else reply)
+                settle(fut, ("err", lost.to_dict()) if reply[0] == "ok" else reply)
             self._needs_reset = True
             return
         if self.storage.alarm_changed:
@@ -484,104 +445,11 @@ class ActiveObject:
         if self.outbox:
             await self._send_frames()
         for fut, reply in pending:
-            _settle(fut, reply)
-
-    async def _send_frames(self) -> None:
-        """One envelope per front, in order, stamped with this activation's token."""
-        frames, self.outbox = self.outbox, []
-        by_front: dict[str, list[dict]] = {}
-        for front, ws_id, frame in frames:
-            batch = by_front.setdefault(front, [])
-            last = batch[-1] if batch else None
-            if last is not None and ws_id and last["body"] is frame:
-                last["ws"].append(ws_id)  # a broadcast: one copy of the frame per front
-            else:
-                batch.append({"body": frame, "ws": [ws_id] if ws_id else []})
-        for batch in by_front.values():
-            for i, entry in enumerate(batch):
-                batch[i] = dict(entry.pop("body"), **entry)
-        for front, batch in by_front.items():
-            self.frame_seq += 1
-            envelope = {
-                "type": "durable.frames",
-                "object": self.key,
-                "token": self.lease.token,
-                "seq": self.frame_seq,
-                "frames": batch,
-            }
-            await self.host.send_to_front(front, envelope)
-
-    def emit(self, ws: WebSocket, frame: dict) -> None:
-        """Queue a frame of the running turn (released after its commit)."""
-        state = _current_turn.get()
-        if state is None or state.active is not self or state.gate_open:
-            raise StorageError("WebSocket frames can only be sent from inside a turn")
-        state.outbox.append((ws.front, ws.id, frame))
-
-    def emit_control(self, front: str, control: dict) -> None:
-        """Queue a message for a front about this object (e.g. its auto-response)."""
-        state = _current_turn.get()
-        if state is None or state.active is not self:
-            raise StorageError("front messages can only be sent from inside a turn")
-        state.outbox.append((front, "", control))
-
-    # -- WebSocket events (DESIGN §9) ---------------------------------------------------
-
-    async def _websocket_event(self, event: Event) -> Any:
-        data = json.loads(event.payload)
-        instance = self.instance
-        if event.method == "connect":
-            ws = WebSocket(data["ws"], data["front"], _active=self, accepted=False)
-            self._connecting = ws
-            handler = getattr(instance, "on_websocket_connect", None)
-            try:
-                if handler is None:
-                    self.accept_websocket(ws)
-                else:
-                    await handler(ws, ConnectRequest(**data["request"]))
-            finally:
-                self._connecting = None
-            if not ws.accepted:
-                return {"accepted": False, "code": ws.close_code or 4403}
-            return {"accepted": True, "auto_response": self.db.get_meta("ws_auto")}
-        if event.method == "front_dead":
-            closed = [ws for ws in self.sockets.all() if ws.front == data["front"]]
-            for ws in closed:
-                self.sockets.remove(ws.id)
-                await self._call_close_handler(ws, 1006, "front gone", False)
-            return {"closed": len(closed)}
-        ws = self.sockets.get(data["ws"])
-        if ws is None:
-            return {"unknown": True}  # closed meanwhile, or never accepted
-        if event.method == "message":
-            message = data["text"] if "text" in data else base64.b64decode(data["bytes"])
-            handler = getattr(instance, "on_websocket_message", None)
-            if handler is not None:
-                await handler(ws, message)
-            return {}
-        if event.method == "close":
-            self.sockets.remove(ws.id)
-            await self._call_close_handler(ws, data["code"], data["reason"], data["clean"])
-            return {}
-        raise MethodNotFound(f"unknown WebSocket event {event.method!r}")
-
-    async def _call_close_handler(self, ws: WebSocket, code: int, reason: str, clean: bool):
-        handler = getattr(self.instance, "on_websocket_close", None)
-        if handler is not None:
-            await handler(ws, code, reason, clean)
-
-    def accept_websocket(self, ws: WebSocket, tags: list[str] | tuple[str, ...] = ()) -> None:
-        """Accept the connecting socket ``ws`` (only during ``on_websocket_connect``)."""
-        if ws is not self._connecting:
-            raise InvalidArgument("accept_websocket() takes the socket being connected")
-        ws.tags = check_tags(tags)
-        ws.accepted = True
-        self.sockets.add(ws)
-        self._front_links.add(ws.front)
+            settle(fut, reply)
 
     def _fail_pending(self, pending: list[tuple[asyncio.Future, Reply]], exc: DurableError) -> None:
         for fut, _reply in pending:
-            _settle(fut, ("err", exc.to_dict()))
+            settle(fut, ("err", exc.to_dict()))
 
     async def _after_segment(self) -> None:
         """After a commit: honour abort/destroy requests, or rebuild after a failure."""
@@ -616,75 +484,6 @@ class ActiveObject:
         except Exception as exc:
             logger.warning("on_start of %s failed after reset: %s", self.key, exc)
             self.evict("on_start failed", ObjectReset(f"{self.key}: restart failed; retry"))
-
-    # -- alarms (DESIGN §8) ---------------------------------------------------------------
-
-    async def _fire_alarm(self) -> None:
-        scheduled = self.storage.get_alarm()
-        if scheduled is None or scheduled > time.time() + 0.005:
-            self.storage.alarm_changed = True  # an early or stale wake-up: resync the index
-            return
-        retry = int(self.db.get_meta("alarm_retry") or 0)  # type: ignore[call-overload]
-        # Cleared first, inside the turn: the handler may set the next alarm, and a
-        # handler that raises rolls this back with everything else.
-        self.db.set_meta("alarm", None)
-        self.db.set_meta("alarm_retry", None)
-        self.storage.alarm_changed = True
-        handler = getattr(self.instance, "on_alarm", None)
-        if handler is None:
-            logger.warning("%s has an alarm but no on_alarm handler", self.key)
-            return
-        await handler(AlarmInfo(retry_count=retry, scheduled_time=scheduled))
-
-    def _schedule_alarm_retry(self) -> None:
-        """After a raising on_alarm was rolled back: count the retry and back off."""
-        retry = int(self.db.get_meta("alarm_retry") or 0) + 1  # type: ignore[call-overload]
-        self.db.begin_turn()
-        if retry > ALARM_MAX_RETRIES:
-            logger.error("%s: on_alarm failed %s times; alarm dropped", self.key, retry)
-            self.db.set_meta("alarm", None)
-            self.db.set_meta("alarm_retry", None)
-        else:
-            delay = ALARM_FIRST_BACKOFF * 2 ** (retry - 1)
-            self.db.set_meta("alarm", time.time() + delay)
-            self.db.set_meta("alarm_retry", retry)
-        self.db.end_turn(ok=True)
-        self.storage.alarm_changed = True
-
-    def _schedule_alarm_timer(self, when: float | None) -> None:
-        if self._alarm_timer is not None:
-            self._alarm_timer.cancel()
-            self._alarm_timer = None
-        if when is None or self.closing:
-            return
-        delay = max(0.0, when - time.time())
-        self._alarm_timer = asyncio.get_running_loop().call_later(delay, self._alarm_due)
-
-    def _alarm_due(self) -> None:
-        self._alarm_timer = None
-        if self.closing:
-            return
-        future = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_consume)
-        self.enqueue(Event("alarm", future, lifecycle=True))
-
-
-def encode_json(value: Any, what: str) -> str:
-    """JSON-encode a call's arguments or result; raises InvalidArgument."""
-    try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgument(f"{what} must be JSON-compatible: {exc}") from exc
-
-
-def _settle(fut: asyncio.Future, reply: Reply) -> None:
-    if not fut.done():
-        fut.set_result(reply)
-
-
-def _consume(fut: asyncio.Future) -> None:
-    if not fut.cancelled():
-        fut.result()
 
 
 def _is_signature_error(exc: TypeError, method: Any, args: list, kwargs: dict) -> bool:

@@ -15,7 +15,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import InvalidArgument, StorageLimitExceeded
+from .events import Event, get_current_turn, internal_event
+from .exceptions import InvalidArgument, MethodNotFound, StorageError, StorageLimitExceeded
 
 if TYPE_CHECKING:
     from .turns import ActiveObject
@@ -175,3 +176,102 @@ class SocketTable:
                 "DELETE FROM _do_sockets WHERE ws_id=?", (ws_id,)
             )
         return ws
+
+
+class SocketEvents:
+    """The WebSocket part of ``ActiveObject``: events from fronts, frames to them."""
+
+    def enqueue_front_dead(self, front: str) -> None:
+        """Close every socket held by a dead front (``on_websocket_close``, unclean)."""
+        self.enqueue(internal_event("ws", "front_dead", json.dumps({"front": front})))
+
+    async def _send_frames(self) -> None:
+        """One envelope per front, in order, stamped with this activation's token."""
+        frames, self.outbox = self.outbox, []
+        by_front: dict[str, list[dict]] = {}
+        for front, ws_id, frame in frames:
+            batch = by_front.setdefault(front, [])
+            last = batch[-1] if batch else None
+            if last is not None and ws_id and last["body"] is frame:
+                last["ws"].append(ws_id)  # a broadcast: one copy of the frame per front
+            else:
+                batch.append({"body": frame, "ws": [ws_id] if ws_id else []})
+        for batch in by_front.values():
+            for i, entry in enumerate(batch):
+                batch[i] = dict(entry.pop("body"), **entry)
+        for front, batch in by_front.items():
+            self.frame_seq += 1
+            envelope = {
+                "type": "durable.frames",
+                "object": self.key,
+                "token": self.lease.token,
+                "seq": self.frame_seq,
+                "frames": batch,
+            }
+            await self.host.send_to_front(front, envelope)
+
+    def emit(self, ws: WebSocket, frame: dict) -> None:
+        """Queue a frame of the running turn (released after its commit)."""
+        state = get_current_turn()
+        if state is None or state.active is not self or state.gate_open:
+            raise StorageError("WebSocket frames can only be sent from inside a turn")
+        state.outbox.append((ws.front, ws.id, frame))
+
+    def emit_control(self, front: str, control: dict) -> None:
+        """Queue a message for a front about this object (e.g. its auto-response)."""
+        state = get_current_turn()
+        if state is None or state.active is not self:
+            raise StorageError("front messages can only be sent from inside a turn")
+        state.outbox.append((front, "", control))
+
+    async def _websocket_event(self, event: Event) -> Any:
+        data = json.loads(event.payload)
+        instance = self.instance
+        if event.method == "connect":
+            ws = WebSocket(data["ws"], data["front"], _active=self, accepted=False)
+            self._connecting = ws
+            handler = getattr(instance, "on_websocket_connect", None)
+            try:
+                if handler is None:
+                    self.accept_websocket(ws)
+                else:
+                    await handler(ws, ConnectRequest(**data["request"]))
+            finally:
+                self._connecting = None
+            if not ws.accepted:
+                return {"accepted": False, "code": ws.close_code or 4403}
+            return {"accepted": True, "auto_response": self.db.get_meta("ws_auto")}
+        if event.method == "front_dead":
+            closed = [ws for ws in self.sockets.all() if ws.front == data["front"]]
+            for ws in closed:
+                self.sockets.remove(ws.id)
+                await self._call_close_handler(ws, 1006, "front gone", False)
+            return {"closed": len(closed)}
+        ws = self.sockets.get(data["ws"])
+        if ws is None:
+            return {"unknown": True}  # closed meanwhile, or never accepted
+        if event.method == "message":
+            message = data["text"] if "text" in data else base64.b64decode(data["bytes"])
+            handler = getattr(instance, "on_websocket_message", None)
+            if handler is not None:
+                await handler(ws, message)
+            return {}
+        if event.method == "close":
+            self.sockets.remove(ws.id)
+            await self._call_close_handler(ws, data["code"], data["reason"], data["clean"])
+            return {}
+        raise MethodNotFound(f"unknown WebSocket event {event.method!r}")
+
+    async def _call_close_handler(self, ws: WebSocket, code: int, reason: str, clean: bool):
+        handler = getattr(self.instance, "on_websocket_close", None)
+        if handler is not None:
+            await handler(ws, code, reason, clean)
+
+    def accept_websocket(self, ws: WebSocket, tags: list[str] | tuple[str, ...] = ()) -> None:
+        """Accept the connecting socket ``ws`` (only during ``on_websocket_connect``)."""
+        if ws is not self._connecting:
+            raise InvalidArgument("accept_websocket() takes the socket being connected")
+        ws.tags = check_tags(tags)
+        ws.accepted = True
+        self.sockets.add(ws)
+        self._front_links.add(ws.front)
