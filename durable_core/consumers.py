@@ -71,10 +71,9 @@ class FrontSockets:
         if key in self._per_object:
             self._tokens[key] = token
         for frame in envelope["frames"]:
-            if not frame["ws"]:
+            if not frame["ws"]:  # a message for the front itself
                 if "auto_response" in frame:
-                    pair = frame["auto_response"]
-                    self.auto_responses[key] = tuple(json.loads(pair)) if pair else None
+                    self.set_auto_response(key, frame["auto_response"])
                 continue
             for ws_id in frame["ws"]:  # one frame, every socket it goes to on this front
                 consumer = self.sockets.get(ws_id)
@@ -82,6 +81,7 @@ class FrontSockets:
                     consumer.push(frame)
 
     def set_auto_response(self, key: str, pair: str | None) -> None:
+        """Answer ``pair[0]`` with ``pair[1]`` for the object ``key`` (None: stop)."""
         self.auto_responses[key] = tuple(json.loads(pair)) if pair else None  # type: ignore[assignment]
 
     async def close_all(self, code: int) -> None:
