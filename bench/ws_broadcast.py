@@ -42,9 +42,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-from _common import PROTOCOL, percentile, progress, serve_commands
+from _common import PROTOCOL, percentile, progress, rounded, serve_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -87,16 +86,6 @@ def median_of(rounds: list[dict]) -> dict:
         out[f"{k}_range"] = [min(r[k] for r in rounds), max(r[k] for r in rounds)]
     out["deliveries_per_round"] = rounds[0]["deliveries"]
     return out
-
-
-def rounded(value: Any, digits: int = 3) -> Any:
-    if isinstance(value, float):
-        return round(value, digits) if abs(value) < 100 else round(value, 1)
-    if isinstance(value, dict):
-        return {k: rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v, digits) for v in value]
-    return value
 
 
 # -- worker side: client processes ----------------------------------------------------------
@@ -492,9 +481,9 @@ def build_result(raw: dict, params: dict, meta: dict) -> dict:
             "rounds": "rounds alternate between the systems (order flipped every round); "
             "figures are medians over rounds; warm-up broadcasts excluded",
         },
-        "figures": rounded(figures),
-        "ratios": rounded(ratios),
-        "raw_rounds": rounded(raw),
+        "figures": rounded(figures, 3),
+        "ratios": rounded(ratios, 3),
+        "raw_rounds": rounded(raw, 3),
     }
 
 
