@@ -42,7 +42,6 @@ class TurnState:
     """The running turn, visible to code it calls through a context variable."""
 
     active: ActiveObject
-    yielded: asyncio.Future  # "done" / "failed" / "opened", for the dispatcher
     holds_gate: bool = False  # after re-entering from an open gate, the turn owns the gate
     gate_open: bool = False
     user_code_ran: bool = False  # errors before it (bad method, bad args) need no reset
@@ -54,9 +53,17 @@ def get_current_turn() -> TurnState | None:
     return _current_turn.get()
 
 
-def set_current_turn(state: TurnState) -> None:
-    """Mark ``state`` as the turn of the running task (its own context)."""
-    _current_turn.set(state)
+def set_current_turn(state: TurnState) -> contextvars.Token:
+    """Mark ``state`` as the running turn; returns the token to reset it with."""
+    return _current_turn.set(state)
+
+
+def reset_current_turn(token: contextvars.Token | None) -> None:
+    """Undo ``set_current_turn`` (None: mark that no turn runs)."""
+    if token is None:
+        _current_turn.set(None)
+    else:
+        _current_turn.reset(token)
 
 
 def encode_json(value: Any, what: str) -> str:

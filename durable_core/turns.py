@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import time
@@ -26,6 +27,7 @@ from .events import (
     TurnState,
     encode_json,
     get_current_turn,
+    reset_current_turn,
     set_current_turn,
     settle,
 )
@@ -127,7 +129,6 @@ class ActiveObject(SocketEvents, AlarmEvents):
         self._calls_recorded = 0
         self._alarm_timer: asyncio.TimerHandle | None = None
         self.has_record = db.exists()  # a file implies its record was made with it
-        self._turn_tasks: set[asyncio.Task] = set()
         self._fenced: StaleOwner | LeaseLost | None = None
         self._connecting: WebSocket | None = None
         self._front_links: set[str] = set()  # fronts that got a socket in this segment
@@ -146,11 +147,19 @@ class ActiveObject(SocketEvents, AlarmEvents):
             await self._run_on_start()
         finally:
             self.gate.release()
-        self._dispatcher = asyncio.create_task(self._dispatch(), name=f"durable:{self.key}")
+        self._start_dispatcher()
         self._schedule_alarm_timer(self.storage.get_alarm())
         for front in self.sockets.fronts():
             if await self.host.is_front_dead(front):
                 self.enqueue_front_dead(front)
+
+    def _start_dispatcher(self) -> None:
+        # A fresh context: the dispatcher must not inherit the turn it takes over from.
+        context = contextvars.copy_context()
+        context.run(reset_current_turn, None)
+        self._dispatcher = asyncio.create_task(
+            self._dispatch(), name=f"durable:{self.key}", context=context
+        )
 
     async def _run_on_start(self) -> None:
         self.db.begin_turn()
@@ -238,6 +247,8 @@ class ActiveObject(SocketEvents, AlarmEvents):
                 finally:
                     if not released:
                         self.gate.release()
+                if released:
+                    return  # a turn opened its gate: another task dispatches now
         except Exception:
             # A bug here must not leave callers waiting forever on a dead dispatcher.
             logger.exception("dispatcher of %s failed", self.key)
@@ -253,11 +264,14 @@ class ActiveObject(SocketEvents, AlarmEvents):
                 self.evict("lease lapsed", LeaseLost(f"{self.key}: lease lapsed; retry"))
                 break
             event = self.mailbox.popleft()
-            state = TurnState(self, asyncio.get_running_loop().create_future())
-            task = asyncio.create_task(self._turn(event, state))
-            self._turn_tasks.add(task)  # the loop keeps only weak references to tasks
-            task.add_done_callback(self._turn_tasks.discard)
-            outcome = await state.yielded
+            state = TurnState(self)
+            # The turn runs right here, in the dispatcher's task (no task per turn). If it
+            # opens its gate, a new dispatcher task takes over and this one stays the turn.
+            token = set_current_turn(state)
+            try:
+                outcome = await self._turn(event, state)
+            finally:
+                reset_current_turn(token)
             if outcome == "opened":
                 return True
             if outcome == "failed" or self._abort_reason is not None or self._destroy:
@@ -270,8 +284,10 @@ class ActiveObject(SocketEvents, AlarmEvents):
 
     _needs_reset = False
 
-    async def _turn(self, event: Event, state: TurnState) -> None:
-        set_current_turn(state)
+    async def _turn(self, event: Event, state: TurnState) -> str:
+        """Run one event; returns "done", "failed", or "opened" (it opened its gate, so
+        it committed and released the gate itself and this task is no longer the
+        dispatcher)."""
         self.turns += 1
         self._running_turns += 1
         self.db.begin_turn()
@@ -309,12 +325,12 @@ class ActiveObject(SocketEvents, AlarmEvents):
         if not self._running_turns:
             self._turns_done.set()
         if state.holds_gate:
-            # This turn opened the gate earlier, so the dispatcher moved on: finish here.
+            # This turn opened the gate earlier, so a new dispatcher moved on: finish here.
             await self._commit_segment()
             await self._after_segment()
             self.gate.release()
-        else:
-            state.yielded.set_result("failed" if failed else "done")
+            return "opened"
+        return "failed" if failed else "done"
 
     async def _invoke(self, event: Event, state: TurnState) -> Reply:
         if event.kind == "alarm":
@@ -385,7 +401,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
         self.gate.release()
         if not state.holds_gate:
             state.holds_gate = True
-            state.yielded.set_result("opened")
+            self._start_dispatcher()  # this task stays with the turn
         try:
             yield
         finally:
@@ -395,7 +411,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
 
     def _check_write_allowed(self) -> None:
         state = get_current_turn()
-        if state is not None and state.gate_open:
+        if state is not None and state.active is self and state.gate_open:
             raise StorageError("storage cannot be written while the turn's gate is open")
 
     # -- commit and output gate --------------------------------------------------------

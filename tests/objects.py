@@ -54,6 +54,9 @@ class Chain(DurableObject):
         reply = await stub.ping(back) if back else await stub.ping()
         return f"{self.ctx.id.name}>{reply}"
 
+    async def call_other(self, namespace: str, name: str) -> str:
+        return await get_namespace(namespace).get_by_name(name).ping()
+
     async def cross(self, other: str, delay: float) -> str:
         await asyncio.sleep(delay)
         stub = get_namespace("tests.Chain").get_by_name(other)
@@ -173,3 +176,15 @@ class Sockets(DurableObject):
 
         async with self.ctx.open_gate():
             await later()
+
+
+class Migrating(DurableObject):
+    """Writes in on_start (a schema migration), so activating it must allow writes."""
+
+    namespace = "tests.Migrating"
+
+    async def on_start(self) -> None:
+        self.storage.migrate([lambda sql: sql.execute("CREATE TABLE t (x)")])
+
+    async def ping(self) -> str:
+        return "pong"

@@ -248,3 +248,12 @@ async def test_open_stores_are_capped_while_objects_stay_active(tmp_path):
             assert len(host.stores) <= 3
         assert len(host.active) == 10  # activity is independent of open file handles
         assert [await c.value() for c in counters] == [2] * 10
+
+
+async def test_an_object_activated_from_inside_another_turn_may_write_in_on_start(tmp_path):
+    """B is activated by A's call while A's gate is open; B's on_start writes its
+    schema: the open gate is A's, not B's, so B's writes are allowed."""
+
+    async with object_host(tmp_path / "o"):
+        caller = stub("tests.Chain", "activator")
+        assert await caller.call_other("tests.Migrating", "fresh") == "pong"
