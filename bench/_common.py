@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import platform
 import sys
 import time
 import traceback
@@ -59,3 +61,13 @@ async def serve_commands(handlers: dict) -> None:
         except Exception as exc:
             result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
         emit(result)
+
+
+def machine(load: Any) -> dict:
+    """The machine a result was measured on (``load``: 1-min load average at start, end)."""
+    return {
+        "cpus": os.cpu_count(),
+        "load_average_1min_start_end": load,
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+    }

@@ -55,7 +55,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from _common import PROTOCOL, emit, percentile, progress, rounded, serve_commands
+from _common import PROTOCOL, emit, machine, percentile, progress, rounded, serve_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -702,12 +702,7 @@ def build_result(raw: dict, failover: dict, params: dict, meta: dict) -> dict:
     return {
         "benchmark": "cluster_calls",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_average_1min_start_end": meta["load"],
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-        },
+        "machine": machine(meta["load"]),
         "versions": meta["versions"],
         "mode": "quick" if params["quick"] else "full",
         "params": {k: v for k, v in params.items() if k != "quick"},

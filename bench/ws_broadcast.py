@@ -43,7 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import PROTOCOL, percentile, progress, rounded, serve_commands
+from _common import PROTOCOL, machine, percentile, progress, rounded, serve_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -450,12 +450,7 @@ def build_result(raw: dict, params: dict, meta: dict) -> dict:
     return {
         "benchmark": "ws_broadcast",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "load_average_1min_start_end": meta["load"],
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-        },
+        "machine": machine(meta["load"]),
         "versions": meta["versions"],
         "mode": "quick" if params["quick"] else "full",
         "params": {k: v for k, v in params.items() if k != "quick"},

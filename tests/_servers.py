@@ -96,8 +96,9 @@ def http(
     return HttpResult(status, body)
 
 
-class ServerProcess:
-    """One ``manage.py runserver`` subprocess on a free loopback port."""
+class ManagedProcess:
+    """A ``manage.py`` subprocess with its own VAR_DIR, in its own session (signals come
+    from the test only), everything it prints kept in a log file."""
 
     def __init__(
         self,
@@ -111,26 +112,20 @@ class ServerProcess:
         self.log_path = log_path
         self.settings = settings
         self.extra_env = env or {}
-        self.port = 0
         self.proc: subprocess.Popen | None = None
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
     def pid(self) -> int:
-        assert self.proc is not None, "server not started"
+        assert self.proc is not None, "process not started"
         return self.proc.pid
 
-    def start(self) -> ServerProcess:
-        """Spawn the server (not waiting for it); output goes to the log file."""
-        self.port = free_port()
+    def _spawn(self, args: list[str], banner: str = "") -> None:
         with open(self.log_path, "ab") as log:
-            log.write(f"--- runserver 127.0.0.1:{self.port}\n".encode())
-            log.flush()
+            if banner:
+                log.write(banner.encode())
+                log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, str(MANAGE), "runserver", "--noreload", f"127.0.0.1:{self.port}"],
+                [sys.executable, str(MANAGE), *args],
                 cwd=ROOT,
                 env=server_env(self.var_dir, self.settings, self.extra_env),
                 stdin=subprocess.DEVNULL,
@@ -138,6 +133,51 @@ class ServerProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C of pytest does not reach it
             )
+
+    def wait_exit(self, timeout: float) -> int:
+        """Wait for the exit; fail with the output if it does not come in time."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"pid {self.pid} still running after {timeout}s\n{self.output()}"
+            ) from None
+
+    def cleanup(self) -> None:
+        """Make sure the process is gone (test teardown)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def text(self) -> str:
+        """Everything printed so far."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def output(self) -> str:
+        """The last 20,000 characters printed, for assertion messages."""
+        return f"--- output of {self.log_path.name} ---\n{self.text()[-20_000:]}"
+
+
+class ServerProcess(ManagedProcess):
+    """One ``manage.py runserver`` subprocess on a free loopback port."""
+
+    port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        """Spawn the server (not waiting for it); output goes to the log file."""
+        self.port = free_port()
+        self._spawn(
+            ["runserver", "--noreload", f"127.0.0.1:{self.port}"],
+            banner=f"--- runserver 127.0.0.1:{self.port}\n",
+        )
         return self
 
     def wait_ready(self, timeout: float = 20) -> ServerProcess:
@@ -177,16 +217,6 @@ class ServerProcess:
     ) -> HttpResult:
         return http("POST", self.url + path, payload, timeout=timeout, headers=headers)
 
-    def wait_exit(self, timeout: float) -> int:
-        """Wait for the process to exit; fail with the log if it does not in time."""
-        assert self.proc is not None
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"server pid {self.pid} still running after {timeout}s\n{self.output()}"
-            ) from None
-
     def kill9(self) -> None:
         """``kill -9``: no shutdown code runs."""
         os.kill(self.pid, signal.SIGKILL)
@@ -205,66 +235,19 @@ class ServerProcess:
         os.kill(self.pid, signal.SIGTERM)
         return self.wait_exit(timeout)
 
-    def cleanup(self) -> None:
-        """Make sure the process is gone (test teardown)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
 
-    def output(self) -> str:
-        """Everything the server printed so far (last 20,000 characters)."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return "(no output)"
-        return f"--- output of {self.log_path.name} ---\n{text[-20_000:]}"
-
-
-class CommandProcess:
+class CommandProcess(ManagedProcess):
     """One ``manage.py <command> <args>`` subprocess that is not a plain server
-    (``runobjects``, ``runcluster``), with everything it prints kept in a log file."""
+    (``runobjects``, ``runcluster``)."""
 
-    def __init__(
-        self,
-        args: list[str],
-        var_dir: Path,
-        log_path: Path,
-        *,
-        settings: str = "config.settings",
-        env: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, args: list[str], var_dir: Path, log_path: Path, **kwargs: Any) -> None:
+        super().__init__(var_dir, log_path, **kwargs)
         self.args = list(args)
-        self.var_dir = var_dir
-        self.log_path = log_path
-        self.settings = settings
-        self.extra_env = env or {}
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None, "command not started"
-        return self.proc.pid
 
     def start(self) -> CommandProcess:
-        """Spawn the command in its own session (not waiting for it)."""
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(MANAGE), *self.args],
-                cwd=ROOT,
-                env=server_env(self.var_dir, self.settings, self.extra_env),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # signals come from the test only
-            )
+        """Spawn the command (not waiting for it)."""
+        self._spawn(self.args)
         return self
-
-    def text(self) -> str:
-        """Everything printed so far."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
 
     def wait_output(self, needle: str, timeout: float) -> str:
         """Wait until the output contains ``needle``; fail if the process exits first."""
@@ -282,23 +265,3 @@ class CommandProcess:
 
     def send_signal(self, signum: int) -> None:
         os.kill(self.pid, signum)
-
-    def wait_exit(self, timeout: float) -> int:
-        """Wait for the exit; fail with the output if it does not come in time."""
-        assert self.proc is not None
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise AssertionError(
-                f"pid {self.pid} still running after {timeout}s\n{self.output()}"
-            ) from None
-
-    def cleanup(self) -> None:
-        """Make sure the process is gone (test teardown)."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def output(self) -> str:
-        """The last 20,000 characters printed, for assertion messages."""
-        return f"--- output of {self.log_path.name} ---\n{self.text()[-20_000:]}"
