@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "ninja",  # serves the OpenAPI UI's assets locally (no CDN)
     "apps.chat",
     "apps.collab_doc",
     "apps.ratelimit",
@@ -132,3 +133,29 @@ LOGGING = {
         "durable_core": {"handlers": ["console"], "level": os.environ.get("DURABLE_LOG", "INFO")},
     },
 }
+
+# Proxies whose X-Forwarded-For is believed for client addresses (comma-separated
+# addresses or networks in the TRUSTED_PROXIES environment variable); none by default.
+TRUSTED_PROXIES = [p for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
+
+
+def _chat_rate_limit() -> dict | None:
+    """CHAT_RATE_LIMIT=<limit>/<seconds> overrides the chat policy; "0" disables it."""
+    raw = os.environ.get("CHAT_RATE_LIMIT", "30/10").strip()
+    if raw == "0":
+        return None
+    limit, _, period = raw.partition("/")
+    return {"limit": int(limit), "period": float(period or 10)}
+
+
+# Rate limiter policies (CONTRACT § Rate limiter): name -> limit per period seconds.
+RATELIMIT_POLICIES = {
+    "demo": {"limit": 10, "period": 10},
+    "api": {"limit": 100, "period": 60},
+}
+_CHAT_POLICY = _chat_rate_limit()
+if _CHAT_POLICY is not None:
+    RATELIMIT_POLICIES["chat"] = _CHAT_POLICY
+
+# Seconds without a heartbeat after which a device is reported offline.
+IOT_HEARTBEAT_TIMEOUT = float(os.environ.get("IOT_HEARTBEAT_TIMEOUT", "30"))

@@ -1,9 +1,10 @@
 """URL routes of the demo project."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path, re_path
 
 from config import views
+from config.api import api
 from durable_core import api as durable_api
 from durable_core.views import healthz
 
@@ -12,5 +13,12 @@ urlpatterns = [
     path("api/demo/counter/<str:name>", views.counter, name="demo-counter"),
     path("healthz", healthz, name="healthz"),
     path("api/hosts/", durable_api.hosts, name="durable-hosts"),
+    path("api/", api.urls),
     path("admin/", admin.site.urls),
+    path("chat/", include("apps.chat.urls")),
+    path("docs/", include("apps.collab_doc.urls")),
+    path("ratelimit/", include("apps.ratelimit.urls")),
+    path("devices/", include("apps.iot.urls")),
+    # Anything else under /api/ answers in the contract's JSON error shape.
+    re_path(r"^api/", views.api_not_found),
 ]

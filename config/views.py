@@ -57,3 +57,8 @@ async def counter(request: HttpRequest, name: str) -> JsonResponse:
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": code, "message": message}, status=status)
+
+
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """Unknown routes under /api/: a JSON 404, never an HTML page."""
+    return _error(404, "not_found", f"no API route {request.path}")

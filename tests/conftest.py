@@ -21,3 +21,39 @@ def isolated_durable_settings(tmp_path, settings):
     with override_settings(DURABLE_OBJECTS=configured):
         yield tmp_path
     reset_id_key_cache()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """A headless Debian Chromium driven by playwright (browsers are never downloaded)."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    executable = shutil.which("chromium")
+    assert executable, "chromium is not installed (apt-get install -y chromium)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable,
+            headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def demo_server(tmp_path):
+    """The demo project (config.settings, embedded mode) served by a real
+    ``manage.py runserver`` on a free loopback port, migrated, in its own VAR_DIR."""
+    from tests._servers import ServerProcess, migrate
+
+    var = tmp_path / "demo-var"
+    migrate(var)
+    server = ServerProcess(var, tmp_path / "demo-server.log")
+    try:
+        yield server.run(30)
+    finally:
+        server.cleanup()

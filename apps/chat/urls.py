@@ -1,0 +1,6 @@
+"""Pages of the chat app."""
+
+from django.urls import path  # noqa: F401
+
+app_name = "chat"
+urlpatterns: list = []

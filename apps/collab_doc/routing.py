@@ -1,0 +1,3 @@
+"""WebSocket routes of the collab_doc app."""
+
+websocket_urlpatterns: list = []

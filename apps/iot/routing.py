@@ -1,0 +1,3 @@
+"""WebSocket routes of the iot app."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,5 @@
+"""REST API of the ratelimit app (a django-ninja router mounted by config/api.py)."""
+
+from ninja import Router
+
+router = Router(tags=["ratelimit"])

@@ -1,0 +1,3 @@
+"""WebSocket routes of the ratelimit app."""
+
+websocket_urlpatterns: list = []
