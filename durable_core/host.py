@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
-from . import records
+from . import audit, records
 from ._tasks import cancel_and_wait
 from .alarms import AlarmScheduler, aclear_alarm_index, aset_alarm_index
 from .conf import get_setting, get_storage_dir
@@ -254,7 +254,10 @@ class ObjectHost:
         """Fence check at activation (DESIGN §4); a file not yet made is claimed on its
         first write, at the floor kept in the object's record."""
         if db.exists():
+            started = time.monotonic() if audit.ENABLED else 0.0
             await db.activate()
+            if audit.ENABLED:
+                audit.claim(object_id.key, db.token, started, time.monotonic())
             return
         db.floor = await records.aget_fence_floor(object_id)
         if db.floor >= db.token:

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from . import audit
 from .alarms import AlarmEvents
 from .events import (
     Event,
@@ -419,6 +420,8 @@ class ActiveObject(SocketEvents, AlarmEvents):
     async def _commit_segment(self) -> None:
         """Commit the segment, then release its replies (output gate)."""
         pending, self.pending = self.pending, []
+        started = time.monotonic() if audit.ENABLED else 0.0
+        wrote = self.db.in_write_tx
         try:
             if self._fenced is not None:
                 raise self._fenced
@@ -449,6 +452,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
                 settle(fut, ("err", lost.to_dict()) if reply[0] == "ok" else reply)
             self._needs_reset = True
             return
+        committed = time.monotonic() if audit.ENABLED else 0.0
         if self.storage.alarm_changed:
             self.storage.alarm_changed = False
             alarm = self.storage.get_alarm()
@@ -462,6 +466,8 @@ class ActiveObject(SocketEvents, AlarmEvents):
             await self._send_frames()
         for fut, reply in pending:
             settle(fut, reply)
+        if audit.ENABLED and (wrote or pending):
+            audit.segment(self.key, self.lease.token, started, committed, time.monotonic(), wrote)
 
     def _fail_pending(self, pending: list[tuple[asyncio.Future, Reply]], exc: DurableError) -> None:
         for fut, _reply in pending:
