@@ -1,0 +1,169 @@
+"""The rate limiter's public Python API: policies, ``consume`` and ``peek``.
+
+    from apps.ratelimit.service import consume
+
+    decision = await consume("api", client_ip(request))
+    if not decision.allowed:
+        ...  # 429, Retry-After: decision.retry_after
+
+Policies come from ``settings.RATELIMIT_POLICIES`` (``{"api": {"limit": 100, "period":
+60}}``), read at every call. Each (policy, key) is one ``ratelimit.Limiter`` durable
+object (``apps/ratelimit/objects.py``), so every decision for a key is made in one place,
+serially, across all processes: in every window of ``period`` seconds the admitted cost
+is at most ``limit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from durable_core.exceptions import ObjectOverloaded
+from durable_core.registry import get_namespace
+
+NAMESPACE = "ratelimit.Limiter"
+MAX_KEY_LENGTH = 256
+# A full mailbox (hundreds of callers on one key) is retried this long before the
+# caller sees ObjectOverloaded (a 503); the pauses grow from 10 ms to 200 ms.
+OVERLOAD_RETRY_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A named limit: at most ``limit`` cost units in every window of ``period`` seconds."""
+
+    name: str
+    limit: int
+    period: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One answer of the limiter; times are seconds, ``at`` the server's decision time."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float
+    retry_after: float
+    policy: str
+    period: float
+    at: float  # server decision time (epoch seconds, the owner's clock)
+
+    def as_body(self) -> dict:
+        """The REST body of the contract."""
+        return {
+            "allowed": self.allowed,
+            "limit": self.limit,
+            "remaining": self.remaining,
+            "reset_after": self.reset_after,
+            "retry_after": self.retry_after,
+        }
+
+
+class RateLimitError(ValueError):
+    """Raised for a bad argument to the limiter; a retry with the same input cannot help."""
+
+
+class UnknownPolicy(LookupError):
+    """Raised when no policy of that name is configured in RATELIMIT_POLICIES."""
+
+
+class InvalidKey(RateLimitError):
+    """Raised when a key is not 1 to 256 printable characters."""
+
+
+class InvalidCost(RateLimitError):
+    """Raised when a cost is not an integer between 1 and the policy's limit."""
+
+
+def get_policy(name: str) -> Policy | None:
+    """The policy ``name`` from ``settings.RATELIMIT_POLICIES``, or None.
+
+    Read at call time, so ``override_settings`` and per-process environments apply.
+    Raises ValueError when the configured entry itself is malformed.
+    """
+    if not isinstance(name, str) or ":" in name:
+        return None
+    config = (getattr(settings, "RATELIMIT_POLICIES", None) or {}).get(name)
+    if config is None:
+        return None
+    limit, period = config.get("limit"), config.get("period")
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"RATELIMIT_POLICIES[{name!r}]['limit'] must be an integer >= 1")
+    if isinstance(period, bool) or not isinstance(period, int | float) or not period > 0:
+        raise ValueError(f"RATELIMIT_POLICIES[{name!r}]['period'] must be seconds > 0")
+    if not math.isfinite(period):
+        raise ValueError(f"RATELIMIT_POLICIES[{name!r}]['period'] must be finite")
+    return Policy(name, limit, float(period))
+
+
+def validate_key(key: object) -> str:
+    """``key`` if it is 1 to 256 printable characters; raises InvalidKey."""
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidKey(f"a key is 1 to {MAX_KEY_LENGTH} printable characters")
+    return key
+
+
+def _resolve(policy: str, key: str) -> Policy:
+    found = get_policy(policy)
+    if found is None:
+        raise UnknownPolicy(f"no rate limit policy named {policy!r}")
+    validate_key(key)
+    return found
+
+
+def _stub(policy: Policy, key: str):
+    return get_namespace(NAMESPACE).get_by_name(f"{policy.name}:{key}")
+
+
+async def consume(policy: str, key: str, cost: int = 1) -> Decision:
+    """Spend ``cost`` units of ``key``'s quota under ``policy`` if they fit.
+
+    Raises UnknownPolicy, InvalidKey, InvalidCost; runtime errors (``DurableError``,
+    ``ObjectOverloaded`` after a short retry) when the limiter cannot be reached.
+    """
+    found = _resolve(policy, key)
+    if isinstance(cost, bool) or not isinstance(cost, int) or not 1 <= cost <= found.limit:
+        raise InvalidCost(f"cost must be an integer from 1 to {found.limit}")
+    raw = await _call(_stub(found, key), "consume", found.limit, found.period, cost)
+    return _decision(found, raw)
+
+
+async def peek(policy: str, key: str) -> Decision:
+    """The decision a request of cost 1 would get now, consuming nothing."""
+    found = _resolve(policy, key)
+    raw = await _call(_stub(found, key), "peek", found.limit, found.period)
+    return _decision(found, raw)
+
+
+async def _call(stub, method: str, *args: object) -> dict:
+    """Call the limiter; a full mailbox is retried briefly (the call provably did not
+    start, so a retry cannot count twice) before ObjectOverloaded reaches the caller."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + OVERLOAD_RETRY_SECONDS
+    pause = 0.01
+    while True:
+        try:
+            return await stub.call(method, *args)
+        except ObjectOverloaded:
+            if loop.time() + pause > deadline:
+                raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.2)
+
+
+def _decision(policy: Policy, raw: dict) -> Decision:
+    return Decision(
+        allowed=bool(raw["allowed"]),
+        limit=int(raw["limit"]),
+        remaining=int(raw["remaining"]),
+        reset_after=float(raw["reset_after"]),
+        retry_after=float(raw["retry_after"]),
+        policy=policy.name,
+        period=float(raw["period"]),
+        at=float(raw["at"]),
+    )
