@@ -1,3 +1,10 @@
 """WebSocket routes of the iot app."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import DeviceConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/devices/<str:device_id>/", DeviceConsumer.as_asgi()),
+    path("ws/devices/<str:device_id>/watch/", DeviceConsumer.as_asgi()),
+]

@@ -1,0 +1,18 @@
+"""WebSocket fronts of the device twins: the device's socket and the dashboards' one.
+
+Both address the device's object; the object tells them apart by path (``.../watch/``)
+and tags the socket ``device`` or ``watch``.
+"""
+
+from durable_core.consumers import DurableObjectConsumer
+
+from .devices import get_device_stub
+
+
+class DeviceConsumer(DurableObjectConsumer):
+    """``/ws/devices/<id>/`` and ``/ws/devices/<id>/watch/``."""
+
+    max_message_bytes = 64 * 1024
+
+    def get_object_stub(self):
+        return get_device_stub(self.scope["url_route"]["kwargs"]["device_id"])
