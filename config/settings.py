@@ -157,5 +157,9 @@ _CHAT_POLICY = _chat_rate_limit()
 if _CHAT_POLICY is not None:
     RATELIMIT_POLICIES["chat"] = _CHAT_POLICY
 
-# Seconds without a heartbeat after which a device is reported offline.
+# Device twins (apps/iot). Seconds without a heartbeat after which a device is reported
+# offline; telemetry kept per device: at most this many values, none older than this many
+# seconds. Each is overridden by the environment variable of the same name.
 IOT_HEARTBEAT_TIMEOUT = float(os.environ.get("IOT_HEARTBEAT_TIMEOUT", "30"))
+IOT_TELEMETRY_MAX_POINTS = int(os.environ.get("IOT_TELEMETRY_MAX_POINTS", "10000"))
+IOT_TELEMETRY_MAX_AGE = float(os.environ.get("IOT_TELEMETRY_MAX_AGE", str(7 * 24 * 3600)))
