@@ -156,6 +156,18 @@ RATELIMIT_POLICIES = {
 _CHAT_POLICY = _chat_rate_limit()
 if _CHAT_POLICY is not None:
     RATELIMIT_POLICIES["chat"] = _CHAT_POLICY
+# RATELIMIT_POLICIES_JSON='{"t": {"limit": 20, "period": 2}}' adds or replaces policies
+# for one server process (tests, benchmarks).
+if os.environ.get("RATELIMIT_POLICIES_JSON"):
+    import json as _json
+
+    RATELIMIT_POLICIES.update(_json.loads(os.environ["RATELIMIT_POLICIES_JSON"]))
+# Runtime unavailable (no host, failover in progress): False answers 503 (fail closed),
+# True lets the request through unlimited (fail open). Env RATELIMIT_FAIL_OPEN=1.
+RATELIMIT_FAIL_OPEN = os.environ.get("RATELIMIT_FAIL_OPEN", "0").lower() in ("1", "true", "yes")
+# Whole URL prefixes limited by apps.ratelimit.middleware.RateLimitMiddleware (when it
+# is in MIDDLEWARE): [{"prefix": "/api/demo/", "policy": "api", "key": "ip"}, ...].
+RATELIMIT_MIDDLEWARE: list[dict] = []
 
 # Device twins (apps/iot). Seconds without a heartbeat after which a device is reported
 # offline; telemetry kept per device: at most this many values, none older than this many

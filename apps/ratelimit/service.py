@@ -54,13 +54,15 @@ class Decision:
     at: float  # server decision time (epoch seconds, the owner's clock)
 
     def as_body(self) -> dict:
-        """The REST body of the contract."""
+        """The REST body: the contract's fields plus ``at``, the decision time, so that
+        clients can check the guarantee against the server's own clock."""
         return {
             "allowed": self.allowed,
             "limit": self.limit,
             "remaining": self.remaining,
             "reset_after": self.reset_after,
             "retry_after": self.retry_after,
+            "at": self.at,
         }
 
 
@@ -120,8 +122,14 @@ def _stub(policy: Policy, key: str):
     return get_namespace(NAMESPACE).get_by_name(f"{policy.name}:{key}")
 
 
-async def consume(policy: str, key: str, cost: int = 1) -> Decision:
+async def consume(
+    policy: str, key: str, cost: int = 1, *, request_id: str | None = None
+) -> Decision:
     """Spend ``cost`` units of ``key``'s quota under ``policy`` if they fit.
+
+    ``request_id`` (optional, e.g. an Idempotency-Key) makes a retried request count
+    once: it is the call id, and the limiter answers a repeated id with the first
+    decision (within the runtime's call-id window: the last 1,000 calls, 10 minutes).
 
     Raises UnknownPolicy, InvalidKey, InvalidCost; runtime errors (``DurableError``,
     ``ObjectOverloaded`` after a short retry) when the limiter cannot be reached.
@@ -129,7 +137,9 @@ async def consume(policy: str, key: str, cost: int = 1) -> Decision:
     found = _resolve(policy, key)
     if isinstance(cost, bool) or not isinstance(cost, int) or not 1 <= cost <= found.limit:
         raise InvalidCost(f"cost must be an integer from 1 to {found.limit}")
-    raw = await _call(_stub(found, key), "consume", found.limit, found.period, cost)
+    raw = await _call(
+        _stub(found, key), "consume", found.limit, found.period, cost, call_id=request_id
+    )
     return _decision(found, raw)
 
 
@@ -140,7 +150,7 @@ async def peek(policy: str, key: str) -> Decision:
     return _decision(found, raw)
 
 
-async def _call(stub, method: str, *args: object) -> dict:
+async def _call(stub, method: str, *args: object, call_id: str | None = None) -> dict:
     """Call the limiter; a full mailbox is retried briefly (the call provably did not
     start, so a retry cannot count twice) before ObjectOverloaded reaches the caller."""
     loop = asyncio.get_running_loop()
@@ -148,7 +158,7 @@ async def _call(stub, method: str, *args: object) -> dict:
     pause = 0.01
     while True:
         try:
-            return await stub.call(method, *args)
+            return await stub.call(method, *args, call_id=call_id)
         except ObjectOverloaded:
             if loop.time() + pause > deadline:
                 raise
