@@ -1,5 +1,130 @@
-"""REST API of the chat app (a django-ninja router mounted by config/api.py)."""
+"""REST API of the chat app (a django-ninja router mounted at /api/chat/ by config/api.py).
 
-from ninja import Router
+Anonymous JSON, no CSRF (no cookie authentication). Errors are the contract's JSON
+shape; a POSTed message is stored by the room and broadcast to its live sockets.
+"""
+
+from __future__ import annotations
+
+import math
+
+from django.http import HttpRequest
+from ninja import Query, Router, Schema
+
+from durable_core.web import ApiError, client_ip
+
+from .limits import check_send
+from .protocol import HISTORY_MAX_LIMIT, ChatError, check_client_msg_id, check_name, check_text
+from .rooms import RoomNotFound, RoomRef, aget_active_rooms, get_room, new_private_room
 
 router = Router(tags=["chat"])
+
+
+class MessageOut(Schema):
+    id: int
+    name: str
+    text: str
+    ts: float
+    client_msg_id: str | None = None
+
+
+class MessagesOut(Schema):
+    messages: list[MessageOut]
+    has_more: bool
+
+
+class RoomInfoOut(Schema):
+    room: str
+    online: list[str]
+    messages: int
+
+
+class CreatedRoomOut(Schema):
+    room: str
+
+
+class ActiveRoomOut(Schema):
+    room: str
+    last_active: float
+
+
+class ActiveRoomsOut(Schema):
+    rooms: list[ActiveRoomOut]
+
+
+class PostIn(Schema):
+    name: str
+    text: str
+    client_msg_id: str | None = None
+
+
+class PageQuery(Schema):
+    before: int | None = None
+    limit: int = 50
+
+
+def _room(room: str) -> RoomRef:
+    try:
+        return get_room(room)
+    except RoomNotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+
+
+def _raise_for(result: dict) -> dict:
+    """Turn the room's ``{"error", "message"}`` answer into a 400."""
+    if "error" in result:
+        raise ApiError(400, result["error"], result["message"])
+    return result
+
+
+@router.get("rooms", response=ActiveRoomsOut, summary="Active public rooms")
+async def list_rooms(request: HttpRequest):
+    """Public rooms that have stored something, most recently active first (at most 20)."""
+    return {"rooms": await aget_active_rooms()}
+
+
+@router.post("rooms", response={201: CreatedRoomOut}, summary="Create a private room")
+async def create_room(request: HttpRequest):
+    """A new private room: its unguessable 64-hex ID is its name in every other route."""
+    return 201, {"room": new_private_room()}
+
+
+@router.get("rooms/{room}", response=RoomInfoOut, summary="Room info")
+async def room_info(request: HttpRequest, room: str):
+    """Who is online and how many messages the room holds."""
+    ref = _room(room)
+    info = await ref.stub.info()
+    return {"room": ref.room, **info}
+
+
+@router.get("rooms/{room}/messages", response=MessagesOut, summary="Message history")
+async def room_messages(request: HttpRequest, room: str, page: Query[PageQuery]):
+    """The newest ``limit`` messages older than ``before`` (or the newest), oldest first."""
+    ref = _room(room)
+    if not 1 <= page.limit <= HISTORY_MAX_LIMIT:
+        raise ApiError(400, "bad_request", f"limit must be 1-{HISTORY_MAX_LIMIT}")
+    if page.before is not None and page.before < 0:
+        raise ApiError(400, "bad_request", "before must be a message id (>= 0)")
+    return _raise_for(await ref.stub.messages(page.before, page.limit))
+
+
+@router.post("rooms/{room}/messages", response={201: MessageOut}, summary="Post a message")
+async def post_message(request: HttpRequest, room: str, body: PostIn):
+    """Store a message (once per name and ``client_msg_id``) and broadcast it."""
+    ref = _room(room)
+    try:
+        name = check_name(body.name)
+        text = check_text(body.text)
+        client_msg_id = check_client_msg_id(body.client_msg_id)
+    except ChatError as exc:
+        raise ApiError(400, exc.code, exc.message) from None
+    retry_after = await check_send(client_ip(request))
+    if retry_after is not None:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "too many messages; wait a moment",
+            headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
+            retry_after=math.ceil(retry_after * 10) / 10,
+        )
+    return 201, _raise_for(await ref.stub.post(name, text, client_msg_id))

@@ -1,3 +1,7 @@
 """WebSocket routes of the chat app."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from .consumers import ChatConsumer
+
+websocket_urlpatterns: list = [path("ws/chat/<str:room>/", ChatConsumer.as_asgi())]

@@ -1,6 +1,11 @@
 """Pages of the chat app."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "chat"
-urlpatterns: list = []
+urlpatterns: list = [
+    path("", views.index, name="index"),
+    path("<str:room>/", views.room, name="room"),
+]
