@@ -3,6 +3,7 @@ PY ?= python3
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 PORT ?= 8000
+FRONTEND := apps/collab_doc/frontend
 
 .PHONY: install run cluster test lint format bench bench-quick
 
@@ -24,7 +25,7 @@ cluster: install
 	$(PYTHON) manage.py demo_superuser
 	$(PYTHON) manage.py runcluster --port $(PORT)
 
-test: install
+test: install $(FRONTEND)/node_modules/.installed
 	$(PYTHON) -m pytest
 
 lint: install
@@ -44,3 +45,13 @@ bench-quick: install
 	$(PYTHON) bench/core_calls.py --quick
 	$(PYTHON) bench/cluster_calls.py --quick
 	$(PYTHON) bench/ws_broadcast.py --quick
+
+# The collaborative editor's browser bundle (committed, so `make run` needs no Node);
+# the interop tests drive stock yjs + y-websocket from the same node_modules.
+$(FRONTEND)/node_modules/.installed: $(FRONTEND)/package-lock.json
+	cd $(FRONTEND) && npm ci --no-audit --no-fund
+	touch $@
+
+.PHONY: assets
+assets: $(FRONTEND)/node_modules/.installed
+	cd $(FRONTEND) && npm run build

@@ -1,6 +1,11 @@
-"""Pages of the collab_doc app."""
+"""Pages of the collab_doc app: ``/docs/`` and ``/docs/<name>/``."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "collab_doc"
-urlpatterns: list = []
+urlpatterns: list = [
+    path("", views.documents, name="documents"),
+    path("<str:name>/", views.editor, name="editor"),
+]
