@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -19,4 +20,5 @@ def device_page(request: HttpRequest, device_id: str) -> HttpResponse:
         get_device_stub(device_id)
     except LookupError:
         raise Http404("no such device") from None
-    return render(request, "iot/device.html", {"device_id": device_id})
+    context = {"device_id": device_id, "heartbeat_timeout": settings.IOT_HEARTBEAT_TIMEOUT}
+    return render(request, "iot/device.html", context)
