@@ -1,22 +1,28 @@
 """Checker of the single-owner audit logs written by ``durable_core.audit``.
 
-Per object, each token's commit windows (a storage claim, or a segment from its fence
-check to its commit) are gathered into one span, from the token's first start to its last
-commit. Only one token at a time committed, and tokens only grew, exactly when these
-spans, taken in token order, are disjoint and in time order: token t's last commit comes
-before token t+k's first start. A token used by two processes for one object is a
-violation too. All times are CLOCK_MONOTONIC of one machine, so they compare across
-processes.
+Every record brackets one commit in time: a storage claim between ``s`` (before it asked
+for the write lock) and ``c`` (after its commit), a segment between ``s`` (before its
+commit began) and ``c`` (after it). A commit happened somewhere inside its bracket; the
+brackets are CLOCK_MONOTONIC of one machine, so they compare across processes.
+
+Only one token at a time committed, and tokens only grew, exactly when no commit of a
+lower token happened after a commit of a higher one. The audit flags every pair where it
+provably did: a record of token ``low`` that began (``s``) after a record of a higher
+token had finished committing (``c``). (A writing segment holds the SQLite write lock
+from its first write, before ``s``, so a higher claim cannot slip between its fence check
+and its commit either.) Brackets that merely overlap cannot be ordered and are not
+flagged: a claim waiting for the lock while the old owner finishes a commit is normal.
+A token used by two processes for one object is a violation too.
 
 Emissions are reported, not judged: the output gate checks the lease right before the
 commit, and releasing the replies takes a few awaits more, so a host frozen in between
 releases them late (the reply still carries data committed under a valid lease). Such
-segments are counted as ``late_emissions``.
+tokens are counted as ``late_emissions``: their last release finished after a higher
+token's first commit.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,28 +65,36 @@ def check_audit(records: list[dict]) -> AuditVerdict:
         per_object.setdefault(record["k"], []).append(record)
     verdict.objects = len(per_object)
     for key, rows in sorted(per_object.items()):
-        spans: dict[int, list[float]] = {}  # token -> [first start, last commit, last emit]
+        spans: dict[int, dict[str, float]] = {}  # token -> latest start, first/last commit
         pids: dict[int, set[int]] = {}
         for row in rows:
             token = row["t"]
             pids.setdefault(token, set()).add(row["p"])
-            span = spans.setdefault(token, [row["s"], row["c"], row.get("e", row["c"])])
-            span[0] = min(span[0], row["s"])
-            span[1] = max(span[1], row["c"])
-            span[2] = max(span[2], row.get("e", row["c"]))
+            emitted = row.get("e", row["c"])
+            span = spans.setdefault(
+                token, {"last_s": row["s"], "first_c": row["c"], "last_e": emitted}
+            )
+            span["last_s"] = max(span["last_s"], row["s"])
+            span["first_c"] = min(span["first_c"], row["c"])
+            span["last_e"] = max(span["last_e"], emitted)
         verdict.tokens += len(spans)
         for token, owners in pids.items():
             if len(owners) > 1:
                 verdict.violations.append(
                     f"{key}: token {token} used by processes {sorted(owners)}"
                 )
-        ordered = sorted(spans.items())
-        for (low, low_span), (high, high_span) in itertools.pairwise(ordered):
-            if low_span[1] >= high_span[0]:
-                verdict.violations.append(
-                    f"{key}: token {low} committed at {low_span[1]:.6f}, after token {high} "
-                    f"started at {high_span[0]:.6f}"
-                )
-            if low_span[2] >= high_span[0]:
-                verdict.late_emissions += 1
+        # Walk tokens downwards, keeping the earliest commit of any higher token.
+        earliest_higher: tuple[float, int] | None = None
+        for token, span in sorted(spans.items(), reverse=True):
+            if earliest_higher is not None:
+                first_c, higher = earliest_higher
+                if span["last_s"] > first_c:
+                    verdict.violations.append(
+                        f"{key}: token {token} began a commit at {span['last_s']:.6f}, after "
+                        f"token {higher} had committed at {first_c:.6f}"
+                    )
+                if span["last_e"] > first_c:
+                    verdict.late_emissions += 1
+            if earliest_higher is None or span["first_c"] < earliest_higher[0]:
+                earliest_higher = (span["first_c"], token)
     return verdict

@@ -42,12 +42,15 @@ async def register(request: HttpRequest, name: str) -> JsonResponse:
 
 @csrf_exempt
 async def ledger(request: HttpRequest, name: str) -> JsonResponse:
-    """POST {"op": id} applies increment ``op`` (its id is the call id); GET lists them."""
+    """POST {"op": id} applies increment ``op`` (its id is the call id); GET lists them
+    (``?count`` : only the count)."""
     stub = get_namespace("chaos.Ledger").get_by_name(name)
     try:
         if request.method == "POST":
             op = json.loads(request.body)["op"]
             result = await stub.call("add", op, call_id=op)
+        elif "count" in request.GET:
+            result = await stub.call("count")
         else:
             result = await stub.call("applied")
     except DurableError as exc:

@@ -43,6 +43,10 @@ class Ledger(DurableObject):
         self.storage.sql.execute("INSERT INTO applied (op) VALUES (?)", op)
         return n
 
+    async def count(self) -> int:
+        """The count alone (the failover probe's read)."""
+        return self.storage.get("n", 0)
+
     async def applied(self) -> dict:
         """The count and every applied increment id, in order of application."""
         ops = [
