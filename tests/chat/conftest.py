@@ -58,15 +58,17 @@ def chat_server(tmp_path_factory) -> Iterator[ServerProcess]:
 class ChatClient:
     """A real WebSocket client of ``/ws/chat/<room>/``; a reader task keeps every frame.
 
-    ``expect(kind)`` returns the next not yet consumed frame of that type, so tests read
-    streams in order without losing frames that arrive early.
+    ``expect(kind)`` returns (and consumes) the oldest unconsumed frame of that type at or
+    after ``floor``, so tests read each stream in order without losing frames that
+    arrive early; ``request`` moves the floor to "after what is here now".
     """
 
     def __init__(self, conn: ClientConnection, label: str) -> None:
         self.conn = conn
         self.label = label
         self.frames: list[dict[str, Any]] = []
-        self.cursor = 0
+        self.floor = 0
+        self.consumed: set[int] = set()
         self.close_code: int | None = None
         self.closed = asyncio.Event()
         self._arrived = asyncio.Event()
@@ -100,10 +102,13 @@ class ChatClient:
         if since is not None:
             hello["since"] = since
         await self.send(hello)
+        self.floor = len(self.frames)
         self.roster = await self.expect("roster")
-        start = self.cursor
+        start = self.frames.index(self.roster)
         self.ready = await self.expect("ready", timeout=30)
-        self.backlog = [f for f in self.frames[start : self.cursor] if f["type"] == "msg"]
+        end = self.frames.index(self.ready)
+        self.backlog = [f for f in self.frames[start:end] if f["type"] == "msg"]
+        self.consumed.update(range(start, end))
         return self.ready
 
     async def _read(self) -> None:
@@ -124,14 +129,15 @@ class ChatClient:
     async def expect(
         self, kind: str, timeout: float = 15, where: Callable[[dict], bool] | None = None
     ) -> dict:
-        """The next unread frame of type ``kind`` (matching ``where``); frames skipped
-        on the way stay readable by ``frames_of``."""
+        """The oldest unconsumed frame of type ``kind`` (matching ``where``)."""
         deadline = time.monotonic() + timeout
         while True:
-            for i in range(self.cursor, len(self.frames)):
+            for i in range(self.floor, len(self.frames)):
                 frame = self.frames[i]
-                if frame.get("type") == kind and (where is None or where(frame)):
-                    self.cursor = i + 1
+                if i in self.consumed or frame.get("type") != kind:
+                    continue
+                if where is None or where(frame):
+                    self.consumed.add(i)
                     return frame
             if self.closed.is_set():
                 raise AssertionError(f"{self.label}: closed ({self.close_code}) before {kind!r}")
@@ -160,7 +166,7 @@ class ChatClient:
 
     async def request(self, message: dict, kind: str, timeout: float = 15) -> dict:
         """Send ``message`` and return the next frame of type ``kind``."""
-        self.cursor = len(self.frames)
+        self.floor = len(self.frames)
         await self.send(message)
         return await self.expect(kind, timeout)
 

@@ -1,0 +1,73 @@
+"""Sending is limited per client IP across all rooms (CONTRACT § Chat), through the rate
+limiter app's ``chat`` policy, here ``CHAT_RATE_LIMIT=5/10`` on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.chat.conftest import ChatClient, clients, running_server
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
+
+LIMIT, PERIOD = 5, 10
+
+
+def post_raw(server, path: str) -> tuple[int, dict, dict]:
+    """POST a message; returns status, headers and JSON body (urllib, no proxy)."""
+    request = urllib.request.Request(
+        server.url + path,
+        data=json.dumps({"name": "api", "text": "over"}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=10) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), json.loads(exc.read())
+
+
+@pytest.fixture
+def limited_server(tmp_path):
+    with running_server(tmp_path, {"CHAT_RATE_LIMIT": f"{LIMIT}/{PERIOD}"}) as server:
+        yield server
+
+
+async def test_one_ip_is_limited_across_rooms_on_websockets_and_rest(limited_server):
+    async with clients(
+        ChatClient.join(limited_server, "rl-a", "ann"),
+        ChatClient.join(limited_server, "rl-b", "bob"),
+    ) as (ann, bob):
+        started = time.monotonic()
+        ids = [await ann.say(f"m{i}", f"a{i}") for i in range(LIMIT - 1)]
+        ids.append(await bob.say("in another room, same IP", "b0"))
+        assert len(ids) == LIMIT
+        # The sixth send in the window, from either room, is refused with retry_after.
+        await ann.send({"type": "send", "text": "one too many", "client_msg_id": "a-over"})
+        refused = await ann.expect("error")
+        assert refused["code"] == "rate_limited" and refused["client_msg_id"] == "a-over"
+        assert 0 < refused["retry_after"] <= PERIOD
+        await bob.send({"type": "send", "text": "also too many", "client_msg_id": "b-over"})
+        assert (await bob.expect("error"))["code"] == "rate_limited"
+        # REST: 429, Retry-After in whole seconds, the same JSON error shape.
+        status, headers, body = post_raw(limited_server, "/api/chat/rooms/rl-a/messages")
+        assert status == 429 and body["error"] == "rate_limited" and body["message"], body
+        assert 0 < body["retry_after"] <= PERIOD
+        retry_header = headers.get("Retry-After")
+        assert retry_header.isdigit() and 1 <= int(retry_header) <= PERIOD, retry_header
+        # Typing and history are not limited, and the connection stays usable.
+        await ann.send({"type": "typing"})
+        page = await ann.request({"type": "history", "limit": 10}, "history")
+        assert [m["text"] for m in page["messages"]] == [f"m{i}" for i in range(LIMIT - 1)]
+        assert limited_server.get("/api/chat/rooms/rl-b").body["messages"] == 1
+        # After retry_after the same client may send again.
+        wait = refused["retry_after"] - (time.monotonic() - started) + 0.3
+        await asyncio.sleep(max(0.0, min(wait, PERIOD)))
+        assert await ann.say("after the wait", "a-after") > ids[-1]
