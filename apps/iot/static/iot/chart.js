@@ -28,14 +28,23 @@ class TelemetryChart {
     if (canvas.width !== width * ratio) { canvas.width = width * ratio; canvas.height = height * ratio; }
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, width, height);
-    const now = Date.now() / 1000, start = now - this.windowSeconds;
+    // The window shrinks to the data (at least a minute), so a new device's chart is
+    // not a sliver at the right edge.
+    const now = Date.now() / 1000;
+    let earliest = now;
+    for (const points of this.series.values()) {
+      const first = points.find(p => p[0] >= now - this.windowSeconds);
+      if (first) earliest = Math.min(earliest, first[0]);
+    }
+    const span = Math.max(60, Math.min(this.windowSeconds, (now - earliest) * 1.1));
+    const start = now - span;
     const left = 8, right = width - 8, top = 12, bottom = height - 22;
     ctx.font = "11px system-ui, sans-serif";
     ctx.strokeStyle = "#e3e6ec"; ctx.fillStyle = "#6b7385"; ctx.lineWidth = 1;
     for (let i = 0; i <= 5; i++) {  // time grid: every 2 minutes of the window
       const x = left + (right - left) * i / 5;
       ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, bottom); ctx.stroke();
-      const back = this.windowSeconds * (5 - i) / 5;
+      const back = span * (5 - i) / 5;
       const label = i === 5 ? "now" : back < 120 ? "-" + Math.round(back) + " s" : "-" + Math.round(back / 60) + " min";
       ctx.fillText(label, Math.min(x + 3, right - 28), height - 6);
     }
@@ -48,7 +57,7 @@ class TelemetryChart {
       let lo = Math.min(...points.map(p => p[1])), hi = Math.max(...points.map(p => p[1]));
       if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
       const pad = (hi - lo) * 0.1; lo -= pad; hi += pad;
-      const x = ts => left + (right - left) * (ts - start) / this.windowSeconds;
+      const x = ts => left + (right - left) * (ts - start) / span;
       const y = v => bottom - (bottom - top) * (v - lo) / (hi - lo);
       ctx.strokeStyle = color; ctx.lineWidth = 2; ctx.beginPath();
       points.forEach((p, i) => (i ? ctx.lineTo(x(p[0]), y(p[1])) : ctx.moveTo(x(p[0]), y(p[1]))));
