@@ -1,6 +1,10 @@
-"""Pages of the ratelimit app."""
+"""Pages of the ratelimit app (mounted at /ratelimit/)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "ratelimit"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.playground, name="playground"),
+]
