@@ -40,6 +40,8 @@ class YClient:
         self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task] = []
         self.received_updates = 0
+        self.step1_received = 0  # sync step 1 from the server (once per connect, or a resync)
+        self.queries_received = 0  # awareness queries (sent with a resync)
         self.on_update: Callable[[bytes], None] | None = None
         self.doc.observe(self._on_change)
 
@@ -69,8 +71,12 @@ class YClient:
             self._send_awareness()
         await asyncio.wait_for(self.synced.wait(), timeout)
 
-    async def disconnect(self) -> None:
-        """Close the socket (edits made meanwhile are sent after ``connect``)."""
+    async def disconnect(self, flush: float = 5) -> None:
+        """Close the socket after sending what is queued (waiting at most ``flush``
+        seconds); edits made while disconnected are sent after ``connect``."""
+        if self._ws is not None and flush:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox.join(), flush)
         ws, self._ws = self._ws, None
         if ws is not None:
             with contextlib.suppress(Exception):
@@ -100,6 +106,14 @@ class YClient:
         current = str(self.text)
         start = len(current[:index].encode())
         del self.text[start : start + len(current[index : index + count].encode())]
+
+    def edit_unsent(self, index: int, value: str) -> None:
+        """Insert without sending the update: as if it were lost in flight (tests)."""
+        self._remote = True
+        try:
+            self.insert(index, value)
+        finally:
+            self._remote = False
 
     def set_awareness(self, state: dict | None) -> None:
         """Set this client's awareness state (sent now if connected, else on connect)."""
@@ -137,9 +151,12 @@ class YClient:
     async def _write(self) -> None:
         while True:
             frame = await self._outbox.get()
-            if frame is None or self._ws is None:
-                return
-            await self._ws.send(frame)
+            try:
+                if frame is None or self._ws is None:
+                    return
+                await self._ws.send(frame)
+            finally:
+                self._outbox.task_done()
 
     async def _read(self) -> None:
         from websockets.exceptions import ConnectionClosed
@@ -160,6 +177,7 @@ class YClient:
         message = proto.parse_message(frame)
         if message.kind == proto.MESSAGE_SYNC:
             if message.step == proto.SYNC_STEP1:
+                self.step1_received += 1
                 self._outbox.put_nowait(proto.sync_step2(self.doc.get_update(message.payload)))
             else:
                 if message.payload != proto.EMPTY_UPDATE:
@@ -173,5 +191,7 @@ class YClient:
             for entry in proto.parse_awareness(message.payload):
                 if entry.client_id != self.client_id:
                     self.awareness[entry.client_id] = json.loads(entry.state_json)
-        elif message.kind == proto.MESSAGE_QUERY_AWARENESS and self.local_awareness is not None:
-            self._send_awareness()
+        elif message.kind == proto.MESSAGE_QUERY_AWARENESS:
+            self.queries_received += 1
+            if self.local_awareness is not None:
+                self._send_awareness()
