@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from durable_core.models import ObjectRecord
 
@@ -19,7 +22,23 @@ def documents(request: HttpRequest) -> HttpResponse:
         .exclude(name="")
         .order_by("-last_active")[:LIST_LIMIT]
     )
-    return render(request, "collab_doc/documents.html", {"documents": list(rows)})
+    now = timezone.now()
+    documents = [
+        {"name": row.name, "created": row.created, "edited": _ago(now - row.last_active)}
+        for row in rows
+    ]
+    return render(request, "collab_doc/documents.html", {"documents": documents})
+
+
+def _ago(delta: dt.timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 60:
+        return "just now"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return "just now"
 
 
 def editor(request: HttpRequest, name: str) -> HttpResponse:

@@ -27,7 +27,12 @@ function loadUser () {
     const [color, colorLight] = pick(COLORS)
     user = { name: `${pick(ADJECTIVES)} ${pick(ANIMALS)}`, color, colorLight }
   }
-  if (params.get('name')) user.name = params.get('name').slice(0, 32)
+  if (params.get('name')) {
+    // A name given in the address picks its colour too, so two people differ.
+    user.name = params.get('name').slice(0, 32)
+    const hash = [...user.name].reduce((sum, c) => sum + c.charCodeAt(0), 0)
+    ;[user.color, user.colorLight] = COLORS[hash % COLORS.length]
+  }
   return user
 }
 
