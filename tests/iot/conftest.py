@@ -4,9 +4,12 @@ WebSocket tests, with a 2 s heartbeat timeout."""
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -52,3 +55,21 @@ async def recv_until(ws, kind: str, timeout: float) -> tuple[dict, float]:
         message = await recv_json(ws, left)
         if message.get("type") == kind:
             return message, time.monotonic()
+
+
+def in_own_loop(test):
+    """Run an ``async def`` test with ``asyncio.run`` in a worker thread.
+
+    The session's sync playwright browser (``browser`` fixture) leaves an event loop
+    running in the main thread, after which pytest-asyncio cannot start its own there;
+    a thread of our own has no loop, so these tests run the same in any order.
+    """
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, test(*args, **kwargs)).result()
+
+    del run.__wrapped__  # pytest must see a plain function, not the coroutine function
+    run.__signature__ = inspect.signature(test)
+    return run

@@ -16,6 +16,7 @@ from apps.iot import twin as rules
 from apps.iot.devices import get_device_stub
 from apps.iot.models import DeviceSummary
 from durable_core.testing import evict, object_host
+from tests.iot.conftest import in_own_loop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,6 +35,7 @@ async def wait_summary(object_id: str, check, timeout: float = 5.0) -> DeviceSum
         await asyncio.sleep(0.05)
 
 
+@in_own_loop
 async def test_versions_count_every_write_and_continue_after_delete(tmp_path):
     async with object_host(tmp_path / "o"):
         device = get_device_stub("pump-1")
@@ -60,6 +62,7 @@ async def test_versions_count_every_write_and_continue_after_delete(tmp_path):
         assert row.device_id == "pump-1" and row.has_twin and not row.connected
 
 
+@in_own_loop
 async def test_oversized_document_is_refused_whole(tmp_path):
     async with object_host(tmp_path / "o"):
         device = get_device_stub("big")
@@ -86,6 +89,7 @@ async def ingest(device, points: list[tuple[float, float]], metric: str = "temp"
         assert result == {"status": 202, "stored": len(batch)}
 
 
+@in_own_loop
 async def test_ten_thousand_points_range_queries_are_exact(tmp_path):
     rng = random.Random(8)
     now = time.time()
@@ -124,6 +128,7 @@ async def check_ranges(tmp_path, rng, now, points, shuffled, expected) -> None:
         assert stored_rows(tmp_path / "o", device) == 10_001
 
 
+@in_own_loop
 async def test_retention_bounds_count_and_age(tmp_path):
     now = time.time()
     with override_settings(IOT_TELEMETRY_MAX_POINTS=2_500, IOT_TELEMETRY_MAX_AGE=3_600):

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 
 from tests._servers import ServerProcess, http, migrate
 from tests.cluster.conftest import Cluster, cluster, redis_server  # noqa: F401
-from tests.iot.conftest import recv_json, recv_until
+from tests.iot.conftest import in_own_loop, recv_json, recv_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -62,6 +62,7 @@ def wait_listed(server: ServerProcess, device: str, state: str, timeout: float) 
         time.sleep(0.1)
 
 
+@in_own_loop
 async def test_kill9_and_restart_keeps_twin_and_fires_the_pending_alarm(tmp_path):
     from tests.iot.test_server import object_file
 
@@ -102,6 +103,7 @@ async def test_kill9_and_restart_keeps_twin_and_fires_the_pending_alarm(tmp_path
             second.cleanup()
 
 
+@in_own_loop
 async def test_owner_kill9_in_a_cluster_keeps_twin_and_the_alarm_fires_on_the_new_owner(
     cluster: Cluster,  # noqa: F811
 ):

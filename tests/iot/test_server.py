@@ -19,7 +19,7 @@ from websockets.asyncio.client import connect
 
 from tests._servers import ServerProcess, http
 from tests.iot import _load
-from tests.iot.conftest import HEARTBEAT_TIMEOUT, origin, recv_json, recv_until, ws_url
+from tests.iot.conftest import HEARTBEAT_TIMEOUT, in_own_loop, origin, recv_json, recv_until, ws_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -188,6 +188,7 @@ def test_device_list_comes_from_records_with_state(iot_server):
 # -- WebSockets ----------------------------------------------------------------------------
 
 
+@in_own_loop
 async def test_delta_round_trip_over_the_device_socket(iot_server):
     s = iot_server
     async with connect(ws_url(s, "lamp"), origin=origin(s)) as device:
@@ -244,6 +245,7 @@ async def test_delta_round_trip_over_the_device_socket(iot_server):
             await recv_json(device, timeout=0.5)
 
 
+@in_own_loop
 async def test_heartbeat_timeout_marks_offline_and_heartbeats_bring_it_back(iot_server):
     s = iot_server
     await asyncio.to_thread(api, s, "PATCH", "hb/twin", {"state": {"desired": {"on": True}}})
