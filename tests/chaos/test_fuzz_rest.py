@@ -10,6 +10,7 @@ every answer under /api/ is JSON, and the server logged no exception while it ra
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import Counter
 
@@ -26,7 +27,37 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(170)]
 
 # Cases per operation, generation mode and identity; bounded so the test stays < 60 s.
 EXAMPLES = int(os.environ.get("FUZZ_REST_EXAMPLES", "0")) or None
-BUDGET_S = float(os.environ.get("FUZZ_REST_SECONDS", "45"))
+BUDGET_S = float(os.environ.get("FUZZ_REST_SECONDS", "30"))
+# Path parameters naming things that exist (or are valid names) in the demo.
+KNOWN_PATH_PARAMETERS = {
+    "name": "fuzz-doc",
+    "room": "fuzz-room",
+    "device_id": "fuzz-device",
+    "policy": "demo",
+    "key": "fuzz-key",
+    "namespace": "demo.Counter",
+}
+HOSTILE_BODIES = {
+    "truncated": b'{"text": "a',
+    "binary": bytes(range(256)),
+    "bad-utf8": b'{"text": "\xff\xfe"}',
+    "array": b"[1, 2, 3]",
+    "string": b'"text"',
+    "null": b"null",
+    "nan": b'{"cost": NaN, "by": Infinity, "index": -Infinity}',
+    "deep": b"[" * 100_000 + b"]" * 100_000,
+    "deep-object": b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
+    "big": b'{"text": "' + b"x" * 2_000_000 + b'"}',
+    "huge-int": b'{"by": ' + b"9" * 5000 + b', "cost": 1e999, "index": 1e999}',
+}
+# Open bugs found here, each with a strict xfail in test_regressions.py: the pair is not
+# sent (its 500 would also put a traceback in the log). Remove an entry with its xfail.
+KNOWN_BUGS = {
+    ("POST /api/ratelimit/{policy}/{key}", "deep"),
+    ("POST /api/ratelimit/{policy}/{key}", "deep-object"),
+    ("POST /api/demo/counter/{name}", "deep"),
+    ("POST /api/demo/counter/{name}", "deep-object"),
+}
 LOG_ALARMS = ("Traceback (most recent call last)", "Exception inside application", " ERROR ")
 
 
@@ -41,49 +72,86 @@ def test_every_rest_route_answers_hostile_input_without_5xx(demo_server):
         "anonymous": ({}, {}),
         "staff": (staff, {"X-CSRFToken": staff["csrftoken"], "Referer": demo_server.url + "/"}),
     }
-    per_run = EXAMPLES or max(3, min(20, 600 // (len(operations) * 4)))
+    per_run = EXAMPLES or max(3, min(20, 400 // (len(operations) * 4)))
     log_start = len(demo_server.text())
     statuses: dict[str, Counter] = {}
     failures: list[str] = []
     unsatisfiable: list[str] = []
+    skipped: list[str] = []  # passes the time budget left out
+    known: list[str] = []  # cases not sent: open bugs with their own strict xfail test
     deadline = time.monotonic() + BUDGET_S
     session = requests.Session()
     session.trust_env = False  # loopback only, whatever proxy the environment names
 
+    # Passes in order of value, so that a budget cut leaves no operation untried: valid
+    # requests anonymously, then as staff, then invalid ones as staff (past the login
+    # check, so that validation itself is what answers).
+    passes = [
+        (GenerationMode.POSITIVE, "anonymous", per_run),
+        (GenerationMode.POSITIVE, "staff", per_run),
+        (GenerationMode.NEGATIVE, "staff", 2 * per_run),
+        # Then bodies and queries against resources that exist (random path parameters
+        # mostly hit 404 before any validation of the rest).
+        (GenerationMode.POSITIVE, "staff", per_run, KNOWN_PATH_PARAMETERS),
+        (GenerationMode.NEGATIVE, "staff", per_run, KNOWN_PATH_PARAMETERS),
+    ]
+    for mode, who, examples, *fixed in passes:
+        for operation in operations:
+            if time.monotonic() > deadline:
+                skipped.append(f"{operation.label} {mode.value} {who}")
+                continue
+            path_parameters = None
+            if fixed:
+                names = set(re.findall(r"{(\w+)}", operation.path))
+                if not names or not names <= set(fixed[0]):
+                    continue
+                path_parameters = {name: fixed[0][name] for name in names}
+            seen = statuses.setdefault(operation.label, Counter())
+            identity = (who, identities[who])
+            run = _fuzzer(
+                operation,
+                mode,
+                examples,
+                demo_server.url,
+                session,
+                identity,
+                seen,
+                failures,
+                path_parameters,
+            )
+            try:
+                run()
+            except Unsatisfiable:
+                unsatisfiable.append(f"{operation.label} {mode.value}")
+
+    # Bodies no schema generator writes: broken JSON, binary, JSON of the wrong type,
+    # 100,000-deep nesting, 2 MB, sent to every operation that takes a body.
     for operation in operations:
+        if operation.method.upper() not in ("POST", "PUT", "PATCH"):
+            continue
         seen = statuses.setdefault(operation.label, Counter())
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        url = demo_server.url + _fill(operation.path, KNOWN_PATH_PARAMETERS)
+        for name, body in HOSTILE_BODIES.items():
+            if (operation.label, name) in KNOWN_BUGS:
+                known.append(f"{operation.label} body {name}")
+                continue
             for who, (cookies, headers) in identities.items():
-                if time.monotonic() > deadline:
-                    break
-
-                @settings(
-                    max_examples=per_run,
-                    deadline=None,
-                    database=None,
-                    derandomize=True,
-                    suppress_health_check=list(HealthCheck),
+                response = session.request(
+                    operation.method.upper(),
+                    url,
+                    data=body,
+                    cookies=cookies,
+                    headers={**headers, "Content-Type": "application/json"},
+                    timeout=15,
                 )
-                @given(case=operation.as_strategy(generation_mode=mode))
-                def run(case, cookies=cookies, headers=headers, who=who, seen=seen):
-                    response = case.call(
-                        base_url=demo_server.url,
-                        session=session,
-                        cookies=cookies,
-                        headers=headers,
-                        timeout=15,
+                seen[response.status_code] += 1
+                if response.status_code >= 500:
+                    failures.append(
+                        f"{response.status_code} {who} {operation.label} body {name}: "
+                        f"{response.text[:300]}"
                     )
-                    seen[response.status_code] += 1
-                    where = f"{who} {case.method} {response.request.url}"
-                    if response.status_code >= 500:
-                        failures.append(f"{response.status_code} {where}: {response.text[:300]}")
-                    elif "json" not in response.headers.get("Content-Type", ""):
-                        failures.append(f"non-JSON {response.status_code} {where}")
-
-                try:
-                    run()
-                except Unsatisfiable:
-                    unsatisfiable.append(f"{operation.label} {mode.value} {who}")
+                elif "json" not in response.headers.get("Content-Type", ""):
+                    failures.append(f"non-JSON {response.status_code} {who} {url} body {name}")
 
     log = demo_server.text()[log_start:]
     cases = sum(sum(c.values()) for c in statuses.values())
@@ -91,8 +159,51 @@ def test_every_rest_route_answers_hostile_input_without_5xx(demo_server):
     for label, seen in sorted(statuses.items()):
         print(f"  {label}: {dict(sorted(seen.items()))}")
     if unsatisfiable:
-        print(f"  no cases could be generated for: {unsatisfiable}")
+        print(f"  no invalid cases exist for: {unsatisfiable}")
+    if known:
+        print(f"  not sent, open bugs (tests/chaos/test_regressions.py): {known}")
+    if skipped:
+        print(f"  left out by the {BUDGET_S:.0f} s budget: {skipped}")
     assert not failures, "\n".join(failures[:30])
     alarms = [line for line in log.splitlines() if any(a in line for a in LOG_ALARMS)]
     assert not alarms, "the server logged exceptions:\n" + log[-8000:]
-    assert cases >= len(operations), statuses
+    untried = [label for label, seen in statuses.items() if not seen]
+    untried += [o.label for o in operations if o.label not in statuses]
+    assert not untried, f"operations that got no request at all: {untried}"
+
+
+def _fuzzer(operation, mode, examples, base_url, session, who, seen, failures, path_parameters):
+    """A hypothesis test sending ``examples`` generated cases of one operation as ``who``."""
+    cookies, headers = who[1]
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
+    def run(case):
+        response = case.call(
+            base_url=base_url, session=session, cookies=cookies, headers=headers, timeout=15
+        )
+        seen[response.status_code] += 1
+        where = f"{who[0]} {case.method} {response.request.url}"
+        if response.status_code >= 500:
+            failures.append(f"{response.status_code} {where}: {response.text[:300]}")
+        elif "json" not in _content_type(response):
+            failures.append(f"non-JSON {response.status_code} {where}")
+
+    return run
+
+
+def _content_type(response) -> str:
+    for name, value in response.headers.items():
+        if name.lower() == "content-type":
+            return ",".join(value) if isinstance(value, list) else str(value)
+    return ""
+
+
+def _fill(path: str, values: dict[str, str]) -> str:
+    return re.sub(r"{(\w+)}", lambda m: values.get(m.group(1), "fuzz"), path)
