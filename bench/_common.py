@@ -63,6 +63,20 @@ async def serve_commands(handlers: dict) -> None:
         emit(result)
 
 
+def versions(*extra: str) -> dict:
+    """Versions of Python, SQLite and the packages a figure depends on."""
+    import importlib.metadata
+    import sqlite3
+
+    found = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+    for package in ("django", "channels", "daphne", "channels-redis", "redis", *extra):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
 def machine(load: Any) -> dict:
     """The machine a result was measured on (``load``: 1-min load average at start, end)."""
     return {

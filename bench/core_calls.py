@@ -31,6 +31,7 @@ def setup_django(var_dir: Path) -> None:
     os.environ["VAR_DIR"] = str(var_dir)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ["DURABLE_LOG"] = "WARNING"
+    os.environ.setdefault("DJANGO_DEBUG", "0")  # no query log growing in the benchmark
     import django
 
     django.setup()

@@ -33,6 +33,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import resource
 import secrets
 import shutil
 import signal
@@ -49,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SETTINGS = "tests.process_settings"
 ROOM = "process_app.Room"
-SOCKETS = 500
+SOCKETS = 500  # the headline figure; the curve adds 100 … 2,000
 PER_SERVER = SOCKETS // 2
 SYSTEMS = ("durable", "channels")
 
@@ -160,6 +161,7 @@ class Worker:
     """A client worker subprocess answering JSON commands on stdout."""
 
     def __init__(self, name: str, args: list[str], log_dir: Path) -> None:
+        self.sockets = int(args[1])
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._buffer = b""
@@ -275,9 +277,36 @@ def measure_round(workers: list[Worker], label: str, count: int, timeout: float)
             if reply["duplicates"]:
                 raise RuntimeError(f"{label}: {reply['duplicates']} sockets got {text!r} twice")
             times += reply["times"]
-        assert len(times) == SOCKETS, len(times)
+        expected = sum(worker.sockets for worker in workers)
+        assert len(times) == expected, (len(times), expected)
         broadcasts.append([t - begun for t in times])
     return [broadcasts, now() - started]
+
+
+def measure_sockets(
+    workers: dict[str, list[Worker]],
+    size: int,
+    repeats: int,
+    broadcasts: int,
+    warmup: int,
+    timeout: float,
+) -> dict[str, list]:
+    """Warm-up, then ``repeats`` rounds per system, alternating which goes first."""
+    for system in SYSTEMS:
+        measure_round(workers[system], f"{system}-{size}-warmup", warmup, timeout)
+    raw: dict[str, list] = {s: [] for s in SYSTEMS}
+    for r in range(repeats):
+        order = SYSTEMS if r % 2 == 0 else SYSTEMS[::-1]
+        for system in order:
+            rounds, elapsed = measure_round(
+                workers[system], f"{system}-{size}-r{r}", broadcasts, timeout
+            )
+            raw[system].append(summarize(rounds, elapsed))
+            progress(
+                f"{size} sockets, round {r + 1}/{repeats} {system}: p50 "
+                f"{raw[system][-1]['p50_ms']:.1f} ms, p99 {raw[system][-1]['p99_ms']:.1f} ms"
+            )
+    return raw
 
 
 def versions(redis_url: str) -> dict:
@@ -372,6 +401,10 @@ def orchestrate(quick: bool) -> dict:
         "warmup_broadcasts": 10 if quick else 20,
         "frame_text_chars": 100,
         "timeout_s": 30,
+        # broadcast latency vs sockets (per system; the 500 point is the headline above)
+        "curve_sockets": [100, SOCKETS] if quick else [100, SOCKETS, 1000, 2000],
+        "curve_repeats": 1 if quick else 3,
+        "curve_broadcasts": 15 if quick else 40,
     }
     work = Path(tempfile.mkdtemp(prefix="bench-ws-"))
     logs = work / "logs"
@@ -387,38 +420,55 @@ def orchestrate(quick: bool) -> dict:
         meta = {"versions": versions(redis_server.url)}
         layout, processes = start_systems(work, redis_server.url, logs)
         progress(f"servers up; room owned by {layout['owner']}")
-        for system in SYSTEMS:
-            workers[system] = [
-                Worker(f"{system}-clients-{i}", [url, str(PER_SERVER), f"{system[0]}{i}-"], logs)
-                for i, url in enumerate(layout["urls"][system])
-            ]
-        for system in SYSTEMS:
-            for worker in workers[system]:
-                worker.read(120)  # connected
-        progress(f"{2 * SOCKETS} sockets connected ({SOCKETS} per system)")
-        timeout = params["timeout_s"]
-        for system in SYSTEMS:
-            measure_round(workers[system], f"{system}-warmup", params["warmup_broadcasts"], timeout)
-        raw: dict[str, list] = {s: [] for s in SYSTEMS}
-        for r in range(params["repeats"]):
-            order = SYSTEMS if r % 2 == 0 else SYSTEMS[::-1]
-            for system in order:
-                broadcasts, elapsed = measure_round(
-                    workers[system], f"{system}-r{r}", params["broadcasts_per_round"], timeout
-                )
-                raw[system].append(summarize(broadcasts, elapsed))
-                progress(
-                    f"round {r + 1}/{params['repeats']} {system}: p50 "
-                    f"{raw[system][-1]['p50_ms']:.1f} ms, p99 {raw[system][-1]['p99_ms']:.1f} ms"
-                )
-        for system in SYSTEMS:
-            for worker in workers[system]:
-                worker.request({"op": "quit"})
+        raw: dict[str, list] = {}
+        curve = []
+        for size in params["curve_sockets"]:
+            headline = size == SOCKETS
+            per_server = size // 2
+            for system in SYSTEMS:
+                workers[system] = [
+                    Worker(
+                        f"{system}-clients-{i}", [url, str(per_server), f"{system[0]}{i}-"], logs
+                    )
+                    for i, url in enumerate(layout["urls"][system])
+                ]
+            for system in SYSTEMS:
+                for worker in workers[system]:
+                    worker.read(120)  # connected
+            progress(f"{2 * size} sockets connected ({size} per system)")
+            rounds = measure_sockets(
+                workers,
+                size,
+                params["repeats"] if headline else params["curve_repeats"],
+                params["broadcasts_per_round"] if headline else params["curve_broadcasts"],
+                params["warmup_broadcasts"],
+                params["timeout_s"],
+            )
+            if headline:
+                raw = rounds
+            point = {"sockets": size}
+            for system in SYSTEMS:
+                summary = median_of(rounds[system])
+                point[system] = {k: summary[k] for k in ("p50_ms", "p90_ms", "p99_ms")}
+            point["p50_vs_channels"] = point["durable"]["p50_ms"] / point["channels"]["p50_ms"]
+            curve.append(point)
+            for group in workers.values():
+                for worker in group:
+                    worker.request({"op": "quit"})
+                    worker.stop()
+            workers.clear()
         load.append(os.getloadavg()[0])
         leases = current_leases(redis_server.url)
         if leases != [layout["lease"]]:  # every durable broadcast went through that owner
             raise RuntimeError(f"the room changed hands: {layout['lease']} -> {leases}")
         result = build_result(raw, params, dict(meta, load=load, layout=layout))
+        result["curves"] = {
+            "broadcast_latency_vs_sockets": {
+                "x": "sockets",
+                "unit": "ms per delivery (median of rounds)",
+                "points": rounded(curve, 3),
+            }
+        }
         ok = True
         return result
     finally:
@@ -528,6 +578,9 @@ def main() -> None:
     # SIGTERM/SIGHUP unwind like Ctrl-C, so the finally blocks kill every child.
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda *_: sys.exit(1))
+    # 2,000 sockets per system: every child (servers, clients) inherits the raised limit.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     started = time.monotonic()
     result = orchestrate(args.quick)
     result["wall_time_s"] = round(time.monotonic() - started, 1)

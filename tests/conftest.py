@@ -23,9 +23,12 @@ def isolated_durable_settings(tmp_path, settings):
     reset_id_key_cache()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
-    """A headless Debian Chromium driven by playwright (browsers are never downloaded)."""
+    """A headless Debian Chromium driven by playwright (browsers are never downloaded).
+
+    One per test: sync playwright runs an event loop in the main thread while it is
+    open, and a session-wide one would break every asyncio test that runs after it."""
     import shutil
 
     from playwright.sync_api import sync_playwright

@@ -3,12 +3,16 @@
 Embedded mode has one host, so leases never contend; the store still issues growing
 tokens so that the storage's fence check runs exactly as in cluster mode. Its counters
 start from zero in every process: the fence stored in each object's file (and the
-floor in its record) makes the host bump the counter above it on activation.
+floor in its record) makes the host bump the counter above it on activation. For the
+same reason the store remembers only the counters of recently used keys: a forgotten
+one costs one extra fence round at the next activation, and a million objects touched
+once do not stay in memory forever.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 
 from .base import Lease, LeaseHolder, LeaseStore
 
@@ -16,10 +20,18 @@ from .base import Lease, LeaseHolder, LeaseStore
 class LocalLeaseStore(LeaseStore):
     """Leases held in a dict, for the single embedded host."""
 
+    remembered_fences = 10_000
+
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._leases: dict[str, tuple[str, int, float]] = {}
-        self._fences: dict[str, int] = {}
+        self._fences: OrderedDict[str, int] = OrderedDict()
+
+    def _set_fence(self, key: str, token: int) -> None:
+        self._fences[key] = token
+        self._fences.move_to_end(key)
+        while len(self._fences) > self.remembered_fences:
+            self._fences.popitem(last=False)
 
     async def acquire(self, key: str, host_id: str) -> Lease | LeaseHolder:
         start = time.monotonic()
@@ -27,7 +39,7 @@ class LocalLeaseStore(LeaseStore):
         if held is not None and held[2] > start and held[0] != host_id:
             return LeaseHolder(held[0], held[1])
         token = self._fences.get(key, 0) + 1
-        self._fences[key] = token
+        self._set_fence(key, token)
         self._leases[key] = (host_id, token, start + self.ttl)
         return Lease(key, host_id, token, start + self.ttl)
 
@@ -61,4 +73,4 @@ class LocalLeaseStore(LeaseStore):
         return await self.acquire(key, host_id)
 
     async def raise_fence(self, key: str, floor: int) -> None:
-        self._fences[key] = max(self._fences.get(key, 0), floor)
+        self._set_fence(key, max(self._fences.get(key, 0), floor))
