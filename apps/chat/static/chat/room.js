@@ -40,16 +40,20 @@
 
   // -- helpers -------------------------------------------------------------------------
 
-  function hue(value) {
-    let h = 0;
-    for (const ch of value) h = (h * 31 + ch.codePointAt(0)) >>> 0;
-    return h % 360;
+  // Ten distinct avatar colours, picked by an FNV-1a hash of the name.
+  const COLOURS = ["#d9534f", "#e07b24", "#c79a00", "#3a9d5d", "#1f9aa8",
+    "#3468d6", "#6a4fcf", "#b3479e", "#7a8699", "#a0522d"];
+
+  function colour(value) {
+    let h = 0x811c9dc5;
+    for (const byte of new TextEncoder().encode(value)) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
+    return COLOURS[h % COLOURS.length];
   }
 
   function avatar(who, el = document.createElement("span")) {
     el.className = "avatar";
     el.textContent = [...who.trim()][0] || "?";
-    el.style.background = `hsl(${hue(who)} 55% 45%)`;
+    el.style.background = colour(who);
     return el;
   }
 
@@ -71,11 +75,16 @@
   }
 
   function toast(message, kind = "error", ms = 5000) {
-    const el = document.createElement("div");
-    el.className = `toast ${kind}`;
-    el.textContent = message;
-    $("toasts").append(el);
-    setTimeout(() => el.remove(), ms);
+    // The same notice again restarts its timer instead of stacking a copy.
+    let el = [...$("toasts").children].find((t) => t.textContent === message);
+    if (!el) {
+      el = document.createElement("div");
+      el.className = `toast ${kind}`;
+      el.textContent = message;
+      $("toasts").append(el);
+    }
+    clearTimeout(el.timer);
+    el.timer = setTimeout(() => el.remove(), ms);
   }
 
   function setConnection(state) {
