@@ -1,0 +1,301 @@
+"""Hostile input over WebSockets: generated frames against every route of config/routing.py.
+
+Each route the contract names is tried (a route missing from the project is reported as
+a skip naming it, never passed over silently), and any other route found in
+``config.routing`` is fuzzed too. Hypothesis generates sequences of frames: malformed and
+truncated JSON, JSON of the wrong types, unknown and known message types with wrong
+fields, random binary and y-websocket-shaped binary; separate tests send an oversize
+frame and a flood. Asserted: the server either answers (errors included) or closes with a
+proper close code (never 1011 internal error, never a dropped TCP connection without a
+close frame), logs no exception, stays up, and the stored data visible over REST changed
+only by what the server acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from tests._servers import ServerProcess, http, migrate
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
+
+# The contract's WebSocket routes, with a concrete path and the REST read of the state
+# that rejected frames must leave alone.
+ROUTES = {
+    "chat": "/ws/chat/fuzz-room/",
+    "docs": "/ws/docs/fuzz-doc/",
+    "device": "/ws/devices/fuzz-device/",
+    "device-watch": "/ws/devices/fuzz-device/watch/",
+}
+EXAMPLES = 20
+# Close codes that are a clean refusal: normal, going away, protocol error, unsupported
+# data, invalid payload, policy, too big, try again later, restart, application codes.
+CLEAN_CLOSES = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1012, 1013}
+LOG_ALARMS = ("Traceback (most recent call last)", "Exception inside application", " ERROR ")
+KNOWN_TYPES = [
+    "hello", "send", "typing", "history", "report", "heartbeat", "telemetry", "ping",
+    "sync", "awareness", "msg", "ack", "error", "twin", "delta",
+]  # fmt: skip
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+messages = st.fixed_dictionaries(
+    {"type": st.sampled_from(KNOWN_TYPES) | st.text(max_size=12) | json_values},
+    optional={
+        field: json_values | st.text(max_size=80)
+        for field in (
+            "name",
+            "text",
+            "since",
+            "before",
+            "limit",
+            "client_msg_id",
+            "state",
+            "version",
+            "metrics",
+            "desired",
+            "reported",
+        )
+    },
+)
+text_frames = st.one_of(
+    messages.map(json.dumps),
+    messages.map(lambda m: json.dumps(m)[: max(1, len(json.dumps(m)) // 2)]),  # truncated
+    json_values.map(json.dumps),  # JSON, but not an object
+    st.text(max_size=120),  # mostly not JSON at all
+)
+binary_frames = st.one_of(
+    st.binary(max_size=200),
+    # y-websocket shaped: message type, sync step, then a random (invalid) payload
+    st.tuples(st.integers(0, 3), st.integers(0, 3), st.binary(max_size=80)).map(
+        lambda t: bytes([t[0], t[1], len(t[2]) & 0x7F]) + t[2]
+    ),
+)
+frame_lists = st.lists(text_frames | binary_frames, min_size=1, max_size=5)
+# A valid opening, so later frames reach the protocol's joined state too.
+PRELUDES = {
+    "chat": [json.dumps({"type": "hello", "name": "fuzzer"})],
+    "device": [json.dumps({"type": "heartbeat"})],
+}
+
+
+@pytest.fixture(scope="module")
+def ws_server(tmp_path_factory) -> ServerProcess:
+    """One demo server (config.settings, embedded) for the module's tests."""
+    tmp = tmp_path_factory.mktemp("fuzz-ws")
+    migrate(tmp / "var")
+    server = ServerProcess(tmp / "var", tmp / "server.log")
+    try:
+        yield server.run(40)
+    finally:
+        server.cleanup()
+
+
+def _route_exists(path: str) -> bool:
+    from config.routing import websocket_urlpatterns
+
+    return any(p.pattern.match(path.lstrip("/")) for p in websocket_urlpatterns)
+
+
+def _all_routes() -> dict[str, str]:
+    """The contract's routes plus any other pattern of config.routing (with sample values)."""
+    from config.routing import websocket_urlpatterns
+
+    routes = dict(ROUTES)
+    for pattern in websocket_urlpatterns:
+        if any(pattern.pattern.match(path.lstrip("/")) for path in ROUTES.values()):
+            continue
+        sample = re.sub(r"<[^>]+>", "fuzz", str(pattern.pattern))
+        sample = re.sub(r"\(\?P<\w+>[^)]*\)", "fuzz", sample).strip("^$").replace("/?", "/")
+        routes[f"other:{sample}"] = "/" + sample.lstrip("/")
+    return routes
+
+
+def _state(server: ServerProcess, route: str) -> object:
+    """What REST shows of the route's object, for the before/after comparison."""
+    if route == "chat":
+        return http("GET", f"{server.url}/api/chat/rooms/fuzz-room").body.get("messages")
+    if route == "docs":
+        return http("GET", f"{server.url}/api/documents/fuzz-doc").body.get("text")
+    if route.startswith("device"):
+        result = http("GET", f"{server.url}/api/devices/fuzz-device/twin")
+        return None if result.status == 404 else result.body.get("state", {}).get("reported")
+    return None
+
+
+def _alarms(server: ServerProcess, start: int) -> list[str]:
+    return [
+        line
+        for line in server.text()[start:].splitlines()
+        if any(alarm in line for alarm in LOG_ALARMS)
+    ]
+
+
+class Session:
+    """One connection: frames sent, replies kept, how it ended."""
+
+    def __init__(self, server: ServerProcess, path: str) -> None:
+        self.url = f"ws://127.0.0.1:{server.port}{path}"
+        self.origin = f"http://127.0.0.1:{server.port}"
+        self.replies: list[str | bytes] = []
+        self.close_code: int | None = None
+
+    def run(self, frames: list[str | bytes], drain: float = 0.15) -> Session:
+        with connect(
+            self.url, origin=self.origin, open_timeout=10, close_timeout=2, max_size=None
+        ) as ws:
+            try:
+                for frame in frames:
+                    ws.send(frame)
+                deadline = time.monotonic() + drain
+                while time.monotonic() < deadline:
+                    try:
+                        self.replies.append(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+                    except TimeoutError:
+                        break
+            except ConnectionClosed as exc:
+                self.close_code = exc.rcvd.code if exc.rcvd is not None else 1006
+        return self
+
+    def problem(self) -> str | None:
+        code = self.close_code
+        if code is not None and code not in CLEAN_CLOSES and not 3000 <= code < 5000:
+            return f"closed with {code}"
+        return None
+
+
+def _acks(replies: list) -> set:
+    """Chat messages the server stored for us (acknowledged client_msg_ids)."""
+    acked = set()
+    for reply in replies:
+        if isinstance(reply, str):
+            try:
+                message = json.loads(reply)
+            except ValueError:
+                continue
+            if isinstance(message, dict) and message.get("type") == "ack":
+                acked.add(message.get("id"))
+    return acked
+
+
+def _accepted(replies: list) -> int:
+    count = 0
+    for reply in replies:
+        if isinstance(reply, str) and '"accepted"' in reply:
+            count += 1
+    return count
+
+
+@pytest.mark.parametrize("route", [*ROUTES, "others"])
+def test_generated_frames_are_refused_cleanly(ws_server, route):
+    """Generated frame sequences on one route: clean answers or clean closes, no server
+    exception, and REST state changed only by what the server acknowledged."""
+    if route == "others":
+        extra = {k: v for k, v in _all_routes().items() if k not in ROUTES}
+        if not extra:
+            pytest.skip("config/routing.py has no WebSocket route beyond the contract's four")
+        targets = extra
+    else:
+        path = ROUTES[route]
+        if not _route_exists(path):
+            pytest.skip(f"route {path} ({route}) does not exist in config/routing.py yet")
+        targets = {route: path}
+    for name, path in targets.items():
+        _fuzz_route(ws_server, name, path)
+
+
+def _fuzz_route(server: ServerProcess, route: str, path: str) -> None:
+    log_start = len(server.text())
+    before = _state(server, route)
+    problems: list[str] = []
+    acked: set = set()
+    accepted = 0
+    cases = 0
+    outcomes: Counter = Counter()
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(frames=frame_lists, prelude=st.booleans())
+    def fuzz(frames, prelude):
+        nonlocal accepted, cases
+        sent = (PRELUDES.get(route, []) if prelude else []) + frames
+        session = Session(server, path).run(sent)
+        cases += 1
+        acked.update(_acks(session.replies))
+        accepted += _accepted(session.replies)
+        outcomes[f"closed {session.close_code}" if session.close_code else "open"] += 1
+        for reply in session.replies:
+            outcomes[_kind(reply)] += 1
+        problem = session.problem()
+        if problem:
+            problems.append(f"{route}: {problem} after {[f[:80] for f in sent]!r}")
+
+    fuzz()
+    after = _state(server, route)
+    print(f"\nWebSocket fuzzing {route} {path}: {cases} connections: {dict(outcomes)}")
+    assert not problems, "\n".join(problems[:20])
+    assert not _alarms(server, log_start), server.output()
+    assert http("GET", f"{server.url}/healthz").status == 200
+    if route == "chat":
+        grown = (after or 0) - (before or 0)
+        assert grown == len(acked), f"chat messages grew by {grown}, {len(acked)} acknowledged"
+    elif route == "docs":
+        assert after == before, f"document text changed by rejected frames: {before!r} -> {after!r}"
+    elif route.startswith("device") and not accepted:
+        assert after == before, f"reported state changed with no report accepted: {after!r}"
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+def test_oversize_frame_and_flood_are_refused_cleanly(ws_server, route):
+    """A 2 MiB text frame and a 2 MiB binary frame (over the 1 MiB limit), then a flood
+    of 3,000 small frames: clean closes or errors, no exception, the server still up."""
+    path = ROUTES[route]
+    if not _route_exists(path):
+        pytest.skip(f"route {path} ({route}) does not exist in config/routing.py yet")
+    log_start = len(ws_server.text())
+    before = _state(ws_server, route)
+    big_text = json.dumps({"type": "send", "text": "x" * (2 * 1024 * 1024)})
+    for frames in ([big_text], [b"\x00\x02" + b"\xff" * (2 * 1024 * 1024)]):
+        session = Session(ws_server, path).run(frames, drain=1.0)
+        assert session.problem() is None, f"oversize: {session.problem()}"
+    flood = [json.dumps({"type": "typing"}) if i % 2 else "{" for i in range(3000)]
+    session = Session(ws_server, path).run(PRELUDES.get(route, []) + flood, drain=1.0)
+    assert session.problem() is None, f"flood: {session.problem()}"
+    assert not _alarms(ws_server, log_start), ws_server.output()
+    assert http("GET", f"{ws_server.url}/healthz").status == 200
+    assert _state(ws_server, route) == before
+
+
+def _kind(reply: str | bytes) -> str:
+    if isinstance(reply, bytes):
+        return f"binary reply type {reply[:1].hex()}"
+    try:
+        message = json.loads(reply)
+    except ValueError:
+        return "non-JSON reply"
+    if isinstance(message, dict):
+        return f"{message.get('type')}:{message.get('code') or message.get('error') or ''}"
+    return "other reply"
