@@ -36,15 +36,12 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Every bench/*.py, then bench/RESULTS.md and bench/plots/*.png; ONLY=a,b picks some.
 bench: install
-	$(PYTHON) bench/core_calls.py
-	$(PYTHON) bench/cluster_calls.py
-	$(PYTHON) bench/ws_broadcast.py
+	$(PYTHON) bench/run.py $(if $(ONLY),--only $(ONLY))
 
 bench-quick: install
-	$(PYTHON) bench/core_calls.py --quick
-	$(PYTHON) bench/cluster_calls.py --quick
-	$(PYTHON) bench/ws_broadcast.py --quick
+	$(PYTHON) bench/run.py --quick $(if $(ONLY),--only $(ONLY))
 
 # The collaborative editor's browser bundle (committed, so `make run` needs no Node);
 # the interop tests drive stock yjs + y-websocket from the same node_modules.
