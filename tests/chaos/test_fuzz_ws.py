@@ -14,7 +14,6 @@ only by what the server acknowledged.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import Counter
 
@@ -25,6 +24,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests._servers import ServerProcess, http, migrate
+
+from ._routes import sample_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -123,9 +124,8 @@ def _all_routes() -> dict[str, str]:
     for pattern in websocket_urlpatterns:
         if any(pattern.pattern.match(path.lstrip("/")) for path in ROUTES.values()):
             continue
-        sample = re.sub(r"<[^>]+>", "fuzz", str(pattern.pattern))
-        sample = re.sub(r"\(\?P<\w+>[^)]*\)", "fuzz", sample).strip("^$").replace("/?", "/")
-        routes[f"other:{sample}"] = "/" + sample.lstrip("/")
+        sample = sample_path(pattern.pattern, "fuzz")
+        routes[f"other:{sample}"] = sample
     return routes
 
 
