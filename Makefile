@@ -1,11 +1,11 @@
-# durable-django: make run (demo), make test (what CI runs), make lint, make bench.
+# durable-django: make run (demo), make test (what CI runs), make lint, make bench, make chaos.
 PY ?= python3
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 PORT ?= 8000
 FRONTEND := apps/collab_doc/frontend
 
-.PHONY: install run cluster test lint format bench bench-quick
+.PHONY: install run cluster test lint format bench bench-quick chaos
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -52,3 +52,10 @@ $(FRONTEND)/node_modules/.installed: $(FRONTEND)/package-lock.json
 .PHONY: assets
 assets: $(FRONTEND)/node_modules/.installed
 	cd $(FRONTEND) && npm run build
+
+# Fault injection with the history checker and the single-owner audit (tests/chaos);
+# CHAOS_SECONDS=N sets the faulty period (default 180), CHAOS_SEED=S the schedule.
+CHAOS_SECONDS ?= 180
+CHAOS_SEED ?= 1
+chaos: install
+	$(PYTHON) -m tests.chaos --seconds $(CHAOS_SECONDS) --seed $(CHAOS_SEED)
