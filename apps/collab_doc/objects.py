@@ -77,7 +77,8 @@ class Document(DurableObject):
         self.doc: pycrdt.Doc = pycrdt.Doc()
         self.text = self.doc.get(TEXT_NAME, type=pycrdt.Text)
         self._changes: list[bytes] = []
-        self.doc.observe(lambda event: self._changes.append(event.update))
+        # Keep the subscription: pycrdt drops the callback when it is garbage collected.
+        self._subscription = self.doc.observe(lambda event: self._changes.append(event.update))
         self.version = 0
         self.snapshot_bytes = 0
         self.tail_rows = 0

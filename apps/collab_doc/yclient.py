@@ -43,7 +43,7 @@ class YClient:
         self.step1_received = 0  # sync step 1 from the server (once per connect, or a resync)
         self.queries_received = 0  # awareness queries (sent with a resync)
         self.on_update: Callable[[bytes], None] | None = None
-        self.doc.observe(self._on_change)
+        self._subscription = self.doc.observe(self._on_change)  # kept: pycrdt drops it on GC
 
     @property
     def client_id(self) -> int:

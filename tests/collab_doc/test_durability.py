@@ -48,6 +48,15 @@ async def wait_served(server, name: str, text, timeout: float = 20) -> dict:
         await asyncio.sleep(0.1)
 
 
+async def with_logs(waiting, servers):
+    """Await ``waiting``; a failure carries the servers' output."""
+    try:
+        return await waiting
+    except AssertionError as exc:
+        logs = "\n".join(server.output()[-4000:] for server in servers)
+        raise AssertionError(f"{exc}\n{logs}") from None
+
+
 @pytest.mark.parametrize("stop", ["sigterm", "kill9"])
 async def test_1000_updates_survive_a_restart_within_the_compaction_bound(tmp_path, stop):
     var = tmp_path / "var"
@@ -109,7 +118,7 @@ async def test_cluster_owner_kill9_keeps_every_update_and_resyncs_editors(tmp_pa
         await extra.connect(timeout=20)
         await make_updates([editor, extra], 750, seed=3)
         await extra.disconnect()
-        await wait_served(b, name, editor.get_text)
+        await with_logs(wait_served(b, name, editor.get_text), hosts)
 
         a.kill9()
         # Keep typing through the failover: some of these reach no owner and are dropped
@@ -120,7 +129,7 @@ async def test_cluster_owner_kill9_keeps_every_update_and_resyncs_editors(tmp_pa
             await asyncio.sleep(0.1)
         if not editor.connected:  # its front never died, but be fair to a 1012 close
             await editor.connect(timeout=20)
-        served = await wait_served(b, name, editor.get_text, timeout=30)
+        served = await with_logs(wait_served(b, name, editor.get_text, timeout=30), hosts)
         text = editor.get_text()
         assert all(f"[{i}]" in text for i in range(30))
         assert served["version"] >= 1000
