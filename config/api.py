@@ -16,6 +16,9 @@ api = NinjaAPI(
 )
 install_error_handlers(api)
 
+api.add_router("/objects/", "durable_core.api.router")
+api.add_router("/hosts/", "durable_core.api.hosts_router")
+api.add_router("/demo/", "config.views.demo_router")
 api.add_router("/chat/", "apps.chat.api.router")
 api.add_router("/documents/", "apps.collab_doc.api.router")
 api.add_router("/ratelimit/", "apps.ratelimit.api.router")

@@ -5,14 +5,12 @@ from django.urls import include, path, re_path
 
 from config import views
 from config.api import api
-from durable_core import api as durable_api
-from durable_core.views import healthz
+from durable_core.views import healthz, metrics
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("api/demo/counter/<str:name>", views.counter, name="demo-counter"),
     path("healthz", healthz, name="healthz"),
-    path("api/hosts/", durable_api.hosts, name="durable-hosts"),
+    path("metrics", metrics, name="metrics"),
     path("api/", api.urls),
     path("admin/", admin.site.urls),
     path("chat/", include("apps.chat.urls")),

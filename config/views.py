@@ -7,7 +7,7 @@ import re
 
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.csrf import csrf_exempt
+from ninja import Router
 
 from durable_core.exceptions import DurableError
 from durable_core.registry import get_namespace
@@ -15,20 +15,106 @@ from durable_core.registry import get_namespace
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
+# The four reference apps on the home page: namespace prefix (app label), page, blurb.
+APPS = [
+    ("chat", "Chat", "/chat/", "Rooms with history, presence and exactly-once sends."),
+    ("collab_doc", "Collaborative editor", "/docs/", "One Yjs document per object."),
+    ("ratelimit", "Rate limiter", "/ratelimit/", "Exact limits across processes."),
+    ("iot", "Device twins", "/devices/", "Desired, reported and delta state, offline alarms."),
+]
 
-def home(request: HttpRequest):
-    """The four reference apps and a live counter."""
-    return render(request, "home.html")
+
+async def home(request: HttpRequest):
+    """The four reference apps with live figures, and a live counter."""
+    from asgiref.sync import sync_to_async
+
+    cards = await app_figures()
+    return await sync_to_async(render)(request, "home.html", {"cards": cards})
 
 
-@csrf_exempt
-async def counter(request: HttpRequest, name: str) -> JsonResponse:
-    """GET reads, POST increments the durable counter ``name``."""
+async def app_figures() -> list[dict]:
+    """Per app: stored objects and active ones (records and live hosts, by namespace
+    prefix), sockets (online users or connected devices). Never the apps' internals."""
+    from durable_core.inspection import alive_figures, anamespaces
+
+    try:
+        namespaces = await anamespaces()
+        live = await alive_figures()
+        available = True
+    except Exception:  # the home page renders even when Redis or the database is down
+        namespaces, live, available = [], {"sockets": {}, "socket_objects": {}}, False
+    cards = []
+    for label, title, url, blurb in APPS:
+        mine = [n for n in namespaces if n["namespace"].split(".", 1)[0] == label]
+
+        def total(name: str, mine_names=frozenset(n["namespace"] for n in mine)) -> int:
+            return sum(v for ns, v in live[name].items() if ns in mine_names)
+
+        cards.append(
+            {
+                "label": label,
+                "title": title,
+                "url": url,
+                "blurb": blurb,
+                "objects": sum(n["objects"] for n in mine),
+                "active": sum(n["active"] for n in mine),
+                "sockets": total("sockets"),
+                "socket_objects": total("socket_objects"),
+                "available": available,
+            }
+        )
+    return cards
+
+
+demo_router = Router(tags=["demo"])
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": code, "message": message}, status=status)
+
+
+_COUNTER_DOC = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"by": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                }
+            }
+        },
+    },
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": False,
+            "description": "retrying with the same key applies the increment once",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,128}$"},
+        }
+    ],
+}
+
+
+@demo_router.get("/counter/{name}", summary="Read a demo counter")
+async def counter_value(request: HttpRequest, name: str):
+    """The value of the durable counter ``name`` (``demo.Counter``)."""
+    return await _counter(request, name, post=False)
+
+
+@demo_router.post("/counter/{name}", summary="Increment a demo counter", openapi_extra=_COUNTER_DOC)
+async def counter_increment(request: HttpRequest, name: str):
+    """Add ``by`` (default 1) to the durable counter ``name``; returns the new value."""
+    return await _counter(request, name, post=True)
+
+
+async def _counter(request: HttpRequest, name: str, *, post: bool) -> JsonResponse:
     if not _NAME.fullmatch(name):
         return _error(404, "not_found", "counter names are 1-64 chars of [A-Za-z0-9_-]")
     stub = get_namespace("demo.Counter").get_by_name(name)
     try:
-        if request.method == "POST":
+        if post:
             by = 1
             if request.body:
                 try:
@@ -42,10 +128,8 @@ async def counter(request: HttpRequest, name: str) -> JsonResponse:
             if key is not None and not _IDEMPOTENCY_KEY.fullmatch(key):
                 return _error(400, "bad_request", "Idempotency-Key: 1-128 chars of [A-Za-z0-9_.:-]")
             value = await stub.call("increment", by, call_id=key)
-        elif request.method == "GET":
-            value = await stub.value()
         else:
-            return _error(405, "method_not_allowed", "use GET or POST")
+            value = await stub.value()
     except DurableError as exc:
         status = 503 if exc.retryable else 500
         response = _error(status, "unavailable" if exc.retryable else "error", str(exc))
@@ -53,10 +137,6 @@ async def counter(request: HttpRequest, name: str) -> JsonResponse:
             response["Retry-After"] = "1"
         return response
     return JsonResponse({"name": name, "value": value})
-
-
-def _error(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": code, "message": message}, status=status)
 
 
 def api_not_found(request: HttpRequest) -> JsonResponse:

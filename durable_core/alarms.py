@@ -18,6 +18,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.db.models import Q
 
+from . import metrics
 from ._tasks import cancel_and_wait
 from .events import internal_event
 from .ids import ObjectId
@@ -130,6 +131,7 @@ class AlarmEvents:
         if handler is None:
             logger.warning("%s has an alarm but no on_alarm handler", self.key)
             return
+        metrics.alarm_fired(self.object_id.namespace, time.time() - scheduled)
         await handler(AlarmInfo(retry_count=retry, scheduled_time=scheduled))
 
     def _schedule_alarm_retry(self) -> None:

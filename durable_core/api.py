@@ -1,47 +1,208 @@
-"""Staff-only REST inspection of the runtime (CONTRACT § Inspection)."""
+"""Staff-only REST inspection of the runtime (CONTRACT § Inspection).
+
+Two django-ninja routers, mounted by the project's API at ``/api/objects/`` and
+``/api/hosts/``. Both require a Django session of a staff user (401 when anonymous, 403
+otherwise) and Django's CSRF token on unsafe methods, like the admin.
+"""
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from ninja import Query, Router, Schema, Status
+from ninja.errors import AuthenticationError, AuthorizationError
+from ninja.security.apikey import APIKeyCookie
+from pydantic import Field
 
-from .host import get_host
-
-
-def _staff_only(request: HttpRequest) -> JsonResponse | None:
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return JsonResponse(
-            {"error": "not_authenticated", "message": "log in as staff"}, status=401
-        )
-    if not user.is_staff:
-        return JsonResponse({"error": "forbidden", "message": "staff only"}, status=403)
-    return None
+from . import inspection
+from .exceptions import InvalidObjectId
+from .ids import ObjectId
+from .web import ApiError
 
 
-async def hosts(request: HttpRequest) -> JsonResponse:
-    """``GET /api/hosts/``: every known host; ``owner`` in a lease is one of these ids."""
-    user = await request.auser()
-    request.user = user
-    refused = _staff_only(request)
-    if refused is not None:
-        return refused
-    if request.method != "GET":
-        return JsonResponse({"error": "method_not_allowed", "message": "use GET"}, status=405)
-    host = get_host()
-    if host is None:
-        return JsonResponse({"hosts": []})
-    if host.registry is None:  # embedded: this process is the only host
-        entry = {
-            "id": host.host_id,
-            "pid": os.getpid(),
-            "channel": None,
-            "started": host.started_at,
-            "objects": len(host.active),
-            "alive": host.running,
-        }
-        return JsonResponse({"hosts": [entry]})
-    listed = await host.registry.list_hosts()
-    keys = ("id", "pid", "channel", "started", "objects", "alive")
-    return JsonResponse({"hosts": [{k: h.get(k) for k in keys} for h in listed]})
+class StaffSessionAuth(APIKeyCookie):
+    """Django session authentication of a staff user; CSRF checked on unsafe methods."""
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    async def __call__(self, request: HttpRequest) -> Any:
+        user = await request.auser()
+        if not user.is_authenticated:
+            raise AuthenticationError(message="log in as a staff user")
+        if not user.is_staff:
+            raise AuthorizationError(message="staff only")
+        self._get_key(request)  # the CSRF check (403 on unsafe methods without the token)
+        request.user = user
+        return user
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
+        return None  # __call__ does the work (asynchronously)
+
+
+staff_only = StaffSessionAuth()
+router = Router(tags=["inspection"], auth=staff_only)
+hosts_router = Router(tags=["inspection"], auth=staff_only)
+
+
+class HostOut(Schema):
+    id: str
+    pid: int | None = None
+    channel: str | None = None
+    started: float | None = None
+    objects: int | None = None
+    alive: bool
+
+
+class HostsOut(Schema):
+    hosts: list[HostOut]
+
+
+class NamespaceOut(Schema):
+    namespace: str
+    objects: int = Field(description="objects with stored data (records not deleted)")
+    active: int = Field(description="objects active on some live host now")
+
+
+class NamespacesOut(Schema):
+    namespaces: list[NamespaceOut]
+
+
+class ObjectSummary(Schema):
+    id: str
+    name: str | None
+    created: float
+    last_active: float
+    storage_bytes: int
+    active: bool
+    owner: str | None
+
+
+class ObjectsOut(Schema):
+    objects: list[ObjectSummary]
+    next_cursor: str | None
+
+
+class LeaseOut(Schema):
+    owner: str | None = Field(description="a host id from /api/hosts/, None when not active")
+    token: int | None = Field(description="fencing token (the stored fence when not active)")
+    expires_in: float | None
+
+
+class ObjectDetail(Schema):
+    id: str
+    namespace: str
+    name: str | None
+    created: float | None
+    last_active: float | None
+    deleted: bool
+    source: str = Field(description='"owner" (read as a turn) or "snapshot" (file, inactive)')
+    lease: LeaseOut
+    alarm: float | None
+    storage: dict[str, Any] = Field(
+        description="bytes, keys, kv (a page), kv_next, tables [{name, rows, columns, page}]"
+    )
+    websockets: dict[str, Any] = Field(description="count, tags {tag: n}, sockets (first 100)")
+
+
+class ReadQuery(Schema):
+    kv_after: str | None = Field(None, description="page of key-value entries after this key")
+    kv_limit: int = Field(inspection.KV_PAGE, ge=1, le=inspection.KV_PAGE_MAX)
+    table: str | None = Field(None, description="the table whose rows are paged")
+    rows_after: int | None = Field(None, ge=0, description="rowid cursor of that table")
+    rows_limit: int = Field(inspection.ROWS_PAGE, ge=1, le=inspection.ROWS_PAGE_MAX)
+
+
+class Accepted(Schema):
+    ok: bool = True
+    detail: str
+
+
+@hosts_router.get("/", response=HostsOut, summary="Every known host")
+async def list_hosts(request: HttpRequest) -> dict[str, Any]:
+    """Every known host; the ``owner`` of a lease is one of these ids."""
+    return {"hosts": await inspection.alist_hosts()}
+
+
+@router.get("/", response=NamespacesOut, summary="Namespaces with object counts")
+async def list_namespaces(request: HttpRequest) -> dict[str, Any]:
+    """Every namespace: objects with stored data, and how many are active now."""
+    return {"namespaces": await inspection.anamespaces()}
+
+
+@router.get("/{namespace}/", response=ObjectsOut, summary="Objects of a namespace (paged)")
+async def list_objects(
+    request: HttpRequest,
+    namespace: str,
+    q: str = Query("", max_length=200, description="prefix of the name or of the id"),
+    cursor: str | None = Query(None, max_length=64, description="next_cursor of the last page"),
+    limit: int = Query(inspection.OBJECTS_PAGE, ge=1, le=inspection.OBJECTS_PAGE_MAX),
+) -> dict[str, Any]:
+    """A keyset page of the namespace's objects, in id order, with their owners."""
+    return await inspection.alist_objects(namespace, q, cursor, limit)
+
+
+async def _object_id(namespace: str, hex_id: str) -> tuple[ObjectId, Any]:
+    try:
+        object_id = ObjectId.from_string(namespace, hex_id)
+    except InvalidObjectId:
+        raise ApiError(404, "not_found", f"no object {hex_id!r} in {namespace!r}") from None
+    record = await inspection.aget_record(namespace, object_id.hex)
+    if record is not None and record.name:
+        object_id = ObjectId(namespace, object_id.hex, record.name)
+    return object_id, record
+
+
+@router.get("/{namespace}/{object_id}", response=ObjectDetail, summary="Inspect one object")
+async def get_object(
+    request: HttpRequest, namespace: str, object_id: str, page: Query[ReadQuery]
+) -> dict[str, Any]:
+    """Lease, storage (a page of key-value entries, tables with a page of rows), alarm and
+    sockets: read through the owner as a turn, or from the file when no host runs it."""
+    oid, record = await _object_id(namespace, object_id)
+    options = inspection.read_options(**page.dict())
+    data = await inspection.ainspect(oid, options)
+    if record is None and data["lease"]["owner"] is None and data["fence"] is None:
+        raise ApiError(404, "not_found", f"{namespace}:{oid.hex} never stored data")
+    return {
+        "id": oid.hex,
+        "namespace": namespace,
+        "name": oid.name,
+        "created": record.created.timestamp() if record else None,
+        "last_active": record.last_active.timestamp() if record else None,
+        "deleted": bool(record and record.deleted),
+        **data,
+    }
+
+
+@router.post("/{namespace}/{object_id}/evict", response={202: Accepted}, summary="Evict an object")
+async def evict_object(request: HttpRequest, namespace: str, object_id: str):
+    """Evict after its current turn (``ctx.abort``); the next call activates it afresh."""
+    oid, _record = await _object_id(namespace, object_id)
+    evicted = await inspection.aevict(oid)
+    return Status(202, {"detail": "evicting" if evicted else "not active"})
+
+
+@router.post(
+    "/{namespace}/{object_id}/alarm",
+    response={202: Accepted},
+    summary="Fire an object's alarm now",
+)
+async def fire_alarm(request: HttpRequest, namespace: str, object_id: str):
+    """Make the object's alarm due now (it runs as a normal alarm turn); 409 without one."""
+    oid, _record = await _object_id(namespace, object_id)
+    if await inspection.afire_alarm(oid) is None:
+        raise ApiError(409, "no_alarm", "the object has no alarm set")
+    return Status(202, {"detail": "alarm due now"})
+
+
+@router.delete(
+    "/{namespace}/{object_id}", response={204: None}, summary="Delete an object's storage"
+)
+async def delete_object(request: HttpRequest, namespace: str, object_id: str):
+    """Delete the object's storage through its owner (sockets closed, alarm dropped); its
+    record stays as the fence floor, marked deleted."""
+    oid, _record = await _object_id(namespace, object_id)
+    await inspection.adestroy(oid)
+    return HttpResponse(status=204)

@@ -62,6 +62,10 @@ class FrontSockets:
             self._tokens.pop(key, None)
             self.auto_responses.pop(key, None)
 
+    def counts_by_object(self) -> dict[str, int]:
+        """How many sockets this front holds per object (``namespace:hex``)."""
+        return dict(self._per_object)
+
     def deliver(self, envelope: dict[str, Any]) -> None:
         """Fan an owner's envelope out to the sockets it names, in order."""
         key, token = envelope["object"], int(envelope["token"])

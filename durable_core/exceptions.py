@@ -111,6 +111,11 @@ class StorageDirLocked(DurableError, RuntimeError):
     """Raised at start when another embedded process already serves the storage directory."""
 
 
+class ObjectNotActive(DurableError, LookupError):
+    """Raised when an inspection reaches a host on which the object is not active; read
+    its file instead (a retry does not help)."""
+
+
 class RemoteObjectError(DurableError):
     """Raised when the object's own code raised; carries the remote type name and message."""
 
@@ -148,6 +153,7 @@ _RUNTIME_ERRORS: dict[str, type[DurableError]] = {
         CallTimeout,
         TurnTimeout,
         NoHostError,
+        ObjectNotActive,
     )
 }
 

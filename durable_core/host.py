@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
-from . import audit, records
+from . import audit, metrics, records
 from ._tasks import cancel_and_wait
 from .alarms import AlarmScheduler, aclear_alarm_index, aset_alarm_index
 from .conf import get_setting, get_storage_dir
-from .exceptions import HostUnavailable, LeaseLost, NotOwner, StaleOwner
+from .exceptions import HostUnavailable, LeaseLost, NotOwner, ObjectNotActive, StaleOwner
 from .ids import ObjectId
 from .leases.base import Lease, LeaseHolder, LeaseStore
 from .registry import get_object_class
@@ -177,6 +177,8 @@ class ObjectHost:
             if self.stopping:
                 raise HostUnavailable(f"host {self.host_id} is shutting down")
             active = self.active.get(object_id.key)
+            if active is None and _is_passive(event) and object_id.key not in self._activating:
+                raise ObjectNotActive(f"{object_id.key} is not active on {self.host_id}")
             if active is None:
                 active = await self._activate(object_id)
             if active.closing:
@@ -215,6 +217,7 @@ class ObjectHost:
                 lease = await self.lease_store.take_over(key, lease, self.host_id)
             if isinstance(lease, LeaseHolder):
                 raise NotOwner(f"{key} is owned by {lease.host_id}")
+            metrics.LEASE_ACQUISITIONS.inc()
             db = ObjectDatabase(
                 object_path(self.storage_dir, object_id.namespace, object_id.hex),
                 lease.token,
@@ -225,6 +228,7 @@ class ObjectHost:
             try:
                 await self._claim_storage(object_id, db)
             except StaleOwner as exc:
+                metrics.FENCE_REJECTIONS.inc()
                 # The lease store forgot tokens (a restart, an embedded process): push its
                 # counter above the stored fence and take a fresh, higher token.
                 db.close()
@@ -239,6 +243,7 @@ class ObjectHost:
                 await self.lease_store.release(lease)
                 raise
             self.active[key] = active
+            metrics.ACTIVATIONS.labels(object_id.namespace).inc()
             logger.debug("activated %s with token %s", key, lease.token)
             return active
         raise StaleOwner(f"{key}: could not obtain a token above the stored fence")
@@ -247,8 +252,11 @@ class ObjectHost:
         return self.registry is not None and bool(host_id) and await self.registry.is_dead(host_id)
 
     def describe(self) -> dict:
-        """What the heartbeat publishes about this host."""
-        return {"objects": len(self.active)}
+        """What the heartbeat publishes about this host: its object count, and per
+        namespace its active objects and the sockets it holds as a front (inspection)."""
+        from .inspection import local_figures
+
+        return {"objects": len(self.active), **local_figures(self)}
 
     async def _claim_storage(self, object_id: ObjectId, db: ObjectDatabase) -> None:
         """Fence check at activation (DESIGN §4); a file not yet made is claimed on its
@@ -375,6 +383,7 @@ class ObjectHost:
             for active in list(self.active.values()):
                 if id(active.lease) not in renewed and not active.closing:
                     logger.warning("lease of %s lost", active.key)
+                    metrics.LEASE_LOSSES.inc()
                     active.evict("lease lost", LeaseLost(f"{active.key}: lease lost; retry"))
 
     async def _housekeeping_loop(self) -> None:
@@ -392,17 +401,35 @@ class ObjectHost:
                 logger.exception("could not record object activity")
 
     async def _flush_activity(self) -> None:
-        """Batched record upkeep: one update per written object per interval."""
+        """Batched record upkeep (DESIGN §10): turns only note their object in memory
+        (``note_activity``); every housekeeping pass (at most every 5 s, or
+        IDLE_TIMEOUT/2) writes ``last_active`` and ``storage_bytes`` of the objects that
+        ran turns since, in one transaction, and once more at shutdown."""
         if not self._activity:
             return
         batch, self._activity = self._activity, {}
         now = timezone.now()
         await records.atouch_many(
-            {
-                (a.object_id.namespace, a.object_id.hex): (now, a.db.size() if a.db.conn else None)
-                for a in batch.values()
-            }
+            {(a.object_id.namespace, a.object_id.hex): (now, _size(a)) for a in batch.values()}
         )
+
+
+def _is_passive(event: Event) -> bool:
+    """Inspection reads and evictions never activate an object (inspection.py)."""
+    from .inspection import PASSIVE_ACTIONS
+
+    return event.kind == "inspect" and event.method in PASSIVE_ACTIONS
+
+
+def _size(active: ActiveObject) -> int | None:
+    """Bytes the object's database uses: pages in use if open, else the file's size
+    (evicted since its turn; the last connection's close checkpointed the WAL)."""
+    if active.db.conn is not None:
+        return active.db.size()
+    try:
+        return active.db.path.stat().st_size
+    except FileNotFoundError:
+        return None  # never written, or destroyed (the record says so itself)
 
 
 _host: ObjectHost | None = None

@@ -28,7 +28,12 @@ class ObjectRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["namespace", "object_id"], name="durable_object_key")
         ]
-        indexes = [models.Index(fields=["namespace", "name"], name="durable_object_name")]
+        indexes = [
+            models.Index(fields=["namespace", "name"], name="durable_object_name"),
+            # The admin sorts a namespace's objects by activity and by size.
+            models.Index(fields=["namespace", "last_active"], name="durable_object_active"),
+            models.Index(fields=["namespace", "storage_bytes"], name="durable_object_size"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.namespace}:{self.name or self.object_id[:12]}"

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
+from . import metrics
 from .conf import get_setting, is_cluster_mode
 from .events import Event, encode_json, get_current_turn
 from .exceptions import (
@@ -107,6 +108,11 @@ class Router:
         """Deliver a due alarm to the object wherever it is (or gets) activated."""
         await self._send(object_id, "alarm", "", "null", None)
 
+    async def inspect(self, object_id: ObjectId, action: str, payload: str) -> Any:
+        """Run an inspection action (``inspection.ACTIONS``) as a turn of the object on
+        its owner. Passive actions raise ObjectNotActive where it is not active."""
+        return await self._send(object_id, "inspect", action, payload, None)
+
     # -- the retry loop --------------------------------------------------------------
 
     async def _send(
@@ -136,6 +142,7 @@ class Router:
             try:
                 async with asyncio.timeout_at(deadline):
                     target = await self._locate(object_id)
+                    metrics.call_routed(target == _LOCAL, kind)
                     if target == _LOCAL:
                         status, body = await self._deliver_local(
                             object_id,
@@ -229,6 +236,10 @@ class Router:
         if not live:
             raise HostUnavailable("no live object host to run the call")
         return max(live, key=lambda h: hashlib.sha256(f"{h}|{key}".encode()).digest())
+
+    def cluster_parts(self):
+        """The lease store and host registry this process reads (cluster mode)."""
+        return self._cluster_parts()
 
     def _cluster_parts(self):
         if self.host is not None:

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from . import audit
+from . import audit, metrics
 from .alarms import AlarmEvents
 from .events import (
     Event,
@@ -44,6 +44,7 @@ from .exceptions import (
     TurnTimeout,
     error_to_dict,
 )
+from .inspection import inspect_turn
 from .objects import ObjectContext
 from .storage import ObjectStorage
 from .websockets import SocketEvents, SocketTable, WebSocket
@@ -155,9 +156,11 @@ class ActiveObject(SocketEvents, AlarmEvents):
                 self.enqueue_front_dead(front)
 
     def _start_dispatcher(self) -> None:
-        # A fresh context: the dispatcher must not inherit the turn it takes over from.
-        context = contextvars.copy_context()
-        context.run(reset_current_turn, None)
+        # A fresh, empty context: the dispatcher must not inherit the turn it takes over
+        # from, nor the request that activated the object: asgiref binds thread-sensitive
+        # calls (the ORM: records, alarm index) to a request's context, which is gone
+        # once that request ends ("ThreadSensitiveContext has exited").
+        context = contextvars.Context()
         self._dispatcher = asyncio.create_task(
             self._dispatch(), name=f"durable:{self.key}", context=context
         )
@@ -176,6 +179,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
     def enqueue(self, event: Event) -> None:
         """Queue an event; raises ObjectOverloaded beyond the mailbox bound."""
         if len(self.mailbox) >= self.host.settings.mailbox_size and not event.lifecycle:
+            metrics.MAILBOX_OVERLOADS.inc()
             raise ObjectOverloaded(
                 f"{self.key}: mailbox holds {len(self.mailbox)} events; retry later"
             )
@@ -190,6 +194,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
     def evict(self, reason: str, error: DurableError | None = None) -> asyncio.Task:
         """Start evicting (idempotent): drain or fail queued events, close, release."""
         if self._eviction is None:
+            metrics.evicted(reason)
             self.closing = True
             if error is not None:
                 self._fail_queued(error)
@@ -291,6 +296,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
         dispatcher)."""
         self.turns += 1
         self._running_turns += 1
+        started = time.perf_counter()
         self.db.begin_turn()
         failed = False
         deadline = asyncio.timeout(self.host.settings.turn_timeout)
@@ -321,6 +327,9 @@ class ActiveObject(SocketEvents, AlarmEvents):
                 self._record_call(event.call_id, reply)
             self.db.end_turn(ok=True)
             self.outbox.extend(state.outbox)
+        metrics.turn_finished(
+            self.object_id.namespace, event.kind, failed, time.perf_counter() - started
+        )
         self.pending.append((event.future, reply))
         self._running_turns -= 1
         if not self._running_turns:
@@ -341,6 +350,9 @@ class ActiveObject(SocketEvents, AlarmEvents):
         if event.kind == "ws":
             state.user_code_ran = True
             return ("ok", encode_json(await self._websocket_event(event), "result"))
+        if event.kind == "inspect":  # staff inspection and actions (inspection.py)
+            result = await inspect_turn(self, event.method, event.payload)
+            return ("ok", encode_json(result, "result"))
         if event.retry:
             previous = self._recorded_reply(event.call_id)
             if previous is not None:
@@ -434,6 +446,8 @@ class ActiveObject(SocketEvents, AlarmEvents):
                 raise LeaseLost(f"{self.key}: lease lapsed before commit; retry")
             self.db.commit()
         except (StaleOwner, LeaseLost) as exc:
+            refused = metrics.FENCE_REJECTIONS if isinstance(exc, StaleOwner) else None
+            (refused or metrics.LEASE_LOSSES).inc()
             self.db.rollback()
             self.outbox.clear()
             logger.warning("%s refused to commit: %s", self.key, exc)

@@ -1,12 +1,12 @@
-"""Public runtime endpoints: ``/healthz``."""
+"""Public runtime endpoints: ``/healthz`` and ``/metrics``."""
 
 from __future__ import annotations
 
 import os
 
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from .conf import is_cluster_mode
+from .conf import get_setting, is_cluster_mode
 from .host import get_host
 
 
@@ -20,3 +20,20 @@ async def healthz(request: HttpRequest) -> JsonResponse:
         "pid": os.getpid(),
     }
     return JsonResponse(body, status=200 if body["ok"] else 503)
+
+
+async def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text of this process's runtime metrics. Public unless
+    ``DURABLE_OBJECTS["METRICS_PUBLIC"]`` is false; then staff sessions only."""
+    from . import metrics as runtime_metrics
+
+    if not get_setting("METRICS_PUBLIC"):
+        user = await request.auser()
+        if not user.is_authenticated:
+            return JsonResponse(
+                {"error": "not_authenticated", "message": "log in as a staff user"}, status=401
+            )
+        if not user.is_staff:
+            return JsonResponse({"error": "forbidden", "message": "staff only"}, status=403)
+    body, content_type = runtime_metrics.render()
+    return HttpResponse(body, content_type=content_type)

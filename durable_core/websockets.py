@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import metrics
 from .events import Event, get_current_turn, internal_event
 from .exceptions import InvalidArgument, MethodNotFound, StorageError, StorageLimitExceeded
 
@@ -188,6 +189,7 @@ class SocketEvents:
     async def _send_frames(self) -> None:
         """One envelope per front, in order, stamped with this activation's token."""
         frames, self.outbox = self.outbox, []
+        metrics.WS_MESSAGES.labels("out").inc(sum(1 for _front, ws_id, _f in frames if ws_id))
         by_front: dict[str, list[dict]] = {}
         for front, ws_id, frame in frames:
             batch = by_front.setdefault(front, [])
@@ -251,6 +253,7 @@ class SocketEvents:
         if ws is None:
             return {"unknown": True}  # closed meanwhile, or never accepted
         if event.method == "message":
+            metrics.WS_MESSAGES.labels("in").inc()
             message = data["text"] if "text" in data else base64.b64decode(data["bytes"])
             handler = getattr(instance, "on_websocket_message", None)
             if handler is not None:
