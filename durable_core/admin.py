@@ -60,13 +60,13 @@ def _epoch(value: float | None) -> dt.datetime | None:
 class ObjectRecordAdmin(admin.ModelAdmin):
     """Object records, and the inspection page of one object."""
 
-    list_display = ("label", "namespace", "short_id", "last_active", "size", "created", "deleted")
+    list_display = ("label", "namespace", "short_id", "last_active", "size", "deleted")
     list_display_links = ("label",)
     list_filter = ("namespace", "deleted")
     search_fields = ("name", "object_id")  # prefix ranges, see get_search_results
     search_help_text = "prefix of the name or of the 64-hex id"
     ordering = ("-last_active",)
-    sortable_by = ("label", "namespace", "last_active", "size", "created")
+    sortable_by = ("label", "namespace", "last_active", "size")
     list_per_page = 50
     show_full_result_count = False  # one COUNT per page, not two
 
