@@ -116,6 +116,15 @@ class ObjectNotActive(DurableError, LookupError):
     its file instead (a retry does not help)."""
 
 
+class WebSocketError(DurableError):
+    """What ``on_websocket_error`` receives: the socket failed with ``code`` (and ``reason``)."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"WebSocket closed with {code}" + (f": {reason}" if reason else ""))
+        self.code = code
+        self.reason = reason
+
+
 class RemoteObjectError(DurableError):
     """Raised when the object's own code raised; carries the remote type name and message."""
 

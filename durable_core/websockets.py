@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from . import metrics
 from .events import Event, get_current_turn, internal_event
-from .exceptions import InvalidArgument, MethodNotFound, StorageError, StorageLimitExceeded
+from .exceptions import (
+    InvalidArgument,
+    MethodNotFound,
+    StorageError,
+    StorageLimitExceeded,
+    WebSocketError,
+)
 
 if TYPE_CHECKING:
     from .turns import ActiveObject
@@ -179,6 +185,11 @@ class SocketTable:
         return ws
 
 
+# Close codes that mean the socket failed rather than ended: abnormal closure (1006, also
+# a dead front), protocol or data errors, too big, server error, overload, TLS.
+ERROR_CLOSE_CODES = frozenset({1002, 1003, 1006, 1007, 1008, 1009, 1010, 1011, 1013, 1014, 1015})
+
+
 class SocketEvents:
     """The WebSocket part of ``ActiveObject``: events from fronts, frames to them."""
 
@@ -266,6 +277,12 @@ class SocketEvents:
         raise MethodNotFound(f"unknown WebSocket event {event.method!r}")
 
     async def _call_close_handler(self, ws: WebSocket, code: int, reason: str, clean: bool):
+        if code in ERROR_CLOSE_CODES:
+            # A socket that failed (dropped, or closed for a protocol violation or an
+            # overload) is reported as an error first, then closed like any other.
+            on_error = getattr(self.instance, "on_websocket_error", None)
+            if on_error is not None:
+                await on_error(ws, WebSocketError(code, reason))
         handler = getattr(self.instance, "on_websocket_close", None)
         if handler is not None:
             await handler(ws, code, reason, clean)

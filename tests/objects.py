@@ -162,10 +162,15 @@ class Sockets(DurableObject):
     async def on_websocket_close(self, ws, code, reason, was_clean) -> None:
         self.storage.put("closed", [*self.storage.get("closed", []), [ws.id, code, was_clean]])
 
+    async def on_websocket_error(self, ws, error) -> None:
+        errors = self.storage.get("errors", [])
+        self.storage.put("errors", [*errors, [ws.id, error.code, type(error).__name__]])
+
     async def state(self) -> dict:
         return {
             "sockets": sorted(ws.id for ws in self.ctx.get_websockets()),
             "closed": self.storage.get("closed", []),
+            "errors": self.storage.get("errors", []),
         }
 
     async def send_outside(self) -> None:

@@ -58,6 +58,20 @@ async def test_sockets_of_a_dead_front_are_closed_unclean_on_activation(tmp_path
         state = await room.state()  # activation notices the dead front first
         assert state["sockets"] == []
         assert state["closed"] == [["old", 1006, False]]
+        assert state["errors"] == [["old", 1006, "WebSocketError"]]
+
+
+async def test_failed_sockets_are_reported_as_errors_before_their_close(tmp_path):
+    async with object_host(tmp_path / "o") as host:
+        room = get_namespace("tests.Sockets").get_by_name("errors")
+        for ws_id, code, clean in (("ok", 1000, True), ("away", 4001, True), ("big", 1009, True)):
+            assert (await connect(room, ws_id, host.host_id))["accepted"] is True
+            close = json.dumps({"ws": ws_id, "code": code, "reason": "", "clean": clean})
+            await get_router().send_event(room.id, "close", close, lifecycle=True)
+        state = await room.state()
+        # Normal and application closes are not errors; a frame too big (1009) is.
+        assert state["errors"] == [["big", 1009, "WebSocketError"]]
+        assert [c[0] for c in state["closed"]] == ["ok", "away", "big"]
 
 
 async def test_tag_and_attachment_limits(tmp_path):
