@@ -261,6 +261,11 @@ class DurableObjectConsumer(AsyncWebsocketConsumer):
         except DurableError as exc:
             if exc.overloaded:
                 await self._close_from_front(CLOSE_TRY_AGAIN, "object overloaded")
+            elif exc.retryable:
+                # The message may not have reached the object (failover, host gone):
+                # the client must learn it, reconnect and resync, not lose it silently.
+                logger.info("message to %s not delivered: %s", self.object_key, exc)
+                await self._close_from_front(CLOSE_RESTART, "object moving; reconnect")
             else:
                 logger.info("message to %s failed: %s", self.object_key, exc)
             return

@@ -811,3 +811,25 @@ async def test_a_client_that_never_reads_is_closed_1013_once_its_send_buffer_is_
     finally:
         await close_all(senders)
         sleeper.transport.abort()
+
+
+@pytest.mark.timeout(120)
+async def test_a_message_that_cannot_reach_its_object_closes_the_socket_with_1012(
+    cluster: Cluster,
+):
+    """The owner is frozen (its lease still valid) and the call times out: the front does
+    not drop the message silently but closes the socket with 1012, so the client
+    reconnects and resyncs."""
+    owner, front = start_servers(cluster, [{"DURABLE_CALL_TIMEOUT": "1"}] * 2)
+    own_room(cluster, owner, "frozen-owner")
+    client = await Client.open(front, 1, "frozen-owner", "ann")
+    try:
+        owner.pause()
+        try:
+            await client.send({"type": "broadcast", "text": "lost?"})
+            code = await client.wait_closed(15)
+        finally:
+            owner.resume()
+        assert code == CLOSE_RESTART, f"close code {code}\n{cluster.logs()}"
+    finally:
+        await close_all([client])
