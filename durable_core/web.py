@@ -162,3 +162,44 @@ def _in(address: str, networks: list) -> bool:
     except ValueError:
         return False
     return any(ip in network for network in networks)
+
+
+def api_json_errors(get_response: Any) -> Any:
+    """Middleware: an error answer under ``/api/`` that is not JSON (a 405 from a route's
+    method check, a CSRF refusal, Django's own 404/500 pages) becomes the contract's JSON
+    error, keeping its status and headers such as ``Allow``."""
+    from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+    def convert(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if (
+            response.status_code < 400
+            or not request.path.startswith("/api/")
+            or response.get("Content-Type", "").startswith("application/json")
+        ):
+            return response
+        status = response.status_code
+        message = {
+            405: f"{request.method} is not allowed here (allowed: {response.get('Allow', '')})",
+            403: "forbidden (a staff API needs a session login and the CSRF token)",
+        }.get(status, f"{_CODES.get(status, 'error').replace('_', ' ')}")
+        converted = error_response(status, _CODES.get(status, "error"), message)
+        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if header in response:
+                converted[header] = response[header]
+        return converted
+
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request: HttpRequest) -> HttpResponse:
+            return convert(request, await get_response(request))
+
+        return markcoroutinefunction(middleware)
+
+    def sync_middleware(request: HttpRequest) -> HttpResponse:
+        return convert(request, get_response(request))
+
+    return sync_middleware
+
+
+api_json_errors.sync_capable = True
+api_json_errors.async_capable = True
