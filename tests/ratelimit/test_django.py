@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.contrib.auth.models import User
 from django.core.exceptions import ImproperlyConfigured
 from django.test import AsyncClient, Client
@@ -32,9 +32,11 @@ def policies(settings):
 
 
 class ClientAt(AsyncClient):
-    """An AsyncClient whose requests come from ``address`` (the ASGI scope's client)."""
+    """An AsyncClient whose requests come from ``address`` (the ASGI scope's client), each
+    in its own ThreadSensitiveContext as Django's ASGIHandler (Daphne) runs requests: a
+    sync view then gets its own thread (see test_core_regressions.py for why it matters)."""
 
-    def __init__(self, address: str, **kwargs) -> None:
+    def __init__(self, address: str = "127.0.0.1", **kwargs) -> None:
         super().__init__(**kwargs)
         self.address = address
 
@@ -42,6 +44,10 @@ class ClientAt(AsyncClient):
         scope = super()._base_scope(**request)
         scope["client"] = [self.address, 0]
         return scope
+
+    async def request(self, **request):
+        async with ThreadSensitiveContext():
+            return await super().request(**request)
 
 
 async def statuses(client, path, n, **extra):
@@ -89,7 +95,7 @@ async def test_user_key_separates_users_and_anonymous_falls_back_to_ip(tmp_path)
 
 async def test_callable_key_with_cost_and_none_skips_limiting(tmp_path):
     async with object_host(tmp_path / "o"):
-        client = AsyncClient()
+        client = ClientAt()
         assert await statuses(client, "/tenant?tenant=acme", 2) == [200, 429]  # cost 2 of 3
         assert await statuses(client, "/tenant", 5) == [200] * 5  # None: not limited
         free = await client.get("/tenant")
@@ -106,13 +112,16 @@ async def test_middleware_limits_a_prefix_by_method_in_async_and_sync_stacks(tmp
         assert (await client.get("/free")).status_code == 200  # outside the prefix
         # The WSGI (sync) stack: the same rule and key, run from a worker thread.
         sync_client = Client(REMOTE_ADDR="10.0.0.6")
-        got = [(await sync_to_async(sync_client.get)("/mw/sync")).status_code for _ in range(4)]
+        got = []
+        for _ in range(4):
+            async with ThreadSensitiveContext():  # as a WSGI worker thread of its own
+                got.append((await sync_to_async(sync_client.get)("/mw/sync")).status_code)
         assert got == [200, 200, 200, 429]
 
 
 async def test_runtime_unavailable_fails_closed_by_default_and_open_when_set(settings):
     # No object host runs in this process: the limiter cannot decide.
-    client = AsyncClient()
+    client = ClientAt()
     closed = await client.get("/ip")
     assert closed.status_code == 503 and closed["Retry-After"] == "1"
     assert closed.json()["error"] == "unavailable"
@@ -134,4 +143,4 @@ async def test_unknown_policy_in_a_decorator_is_reported_as_misconfiguration(tmp
     settings.RATELIMIT_POLICIES = {}
     async with object_host(tmp_path / "o"):
         with pytest.raises(ImproperlyConfigured, match="RATELIMIT_POLICIES"):
-            await AsyncClient(raise_request_exception=True).get("/ip")
+            await ClientAt(raise_request_exception=True).get("/ip")
