@@ -112,11 +112,7 @@ class HostRegistry:
             pipe.hset(self._hosts_key, self.host_id, text)
             pipe.info("server")
             *_, server = await pipe.execute()
-        run_id = server.get("run_id")
-        if self._run_id is not None and run_id != self._run_id:
-            logger.warning("Redis restarted (run_id changed): grace before declaring deaths")
-            self._grace_until = time.monotonic() + self.interval * 3
-        self._run_id = run_id
+        self._note_run_id(server.get("run_id"))
 
     async def is_dead(self, host_id: str) -> bool:
         """True when ``host_id`` is known dead: its pid is gone here, or its heartbeat
@@ -126,7 +122,24 @@ class HostRegistry:
             return True
         if time.monotonic() < self._grace_until:
             return False
-        return not await self.client.exists(self._hb_key(host_id))
+        if await self.client.exists(self._hb_key(host_id)):
+            return False
+        # A restart of Redis wipes every heartbeat at once; this host's own heartbeat
+        # notices it only at its next beat, so look now before calling anyone dead.
+        return not await self._notice_restart()
+
+    async def _notice_restart(self) -> bool:
+        """Ask Redis for its run_id now; see ``_note_run_id``."""
+        return self._note_run_id((await self.client.info("server")).get("run_id"))
+
+    def _note_run_id(self, run_id: str | None) -> bool:
+        """True (and the grace period begun) when Redis restarted since the last look."""
+        restarted = self._run_id is not None and run_id != self._run_id
+        if restarted:
+            logger.warning("Redis restarted (run_id changed): grace before declaring deaths")
+            self._grace_until = time.monotonic() + self.interval * 3
+        self._run_id = run_id
+        return restarted
 
     async def get_channel(self, host_id: str) -> str | None:
         """The transport address of a host, from its registry entry (cached)."""

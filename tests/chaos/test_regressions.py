@@ -34,3 +34,34 @@ def test_ratelimit_post_with_deeply_nested_json_is_a_400(client, body):
 def test_demo_counter_post_with_deeply_nested_json_is_a_400(client, body):
     response = client.post("/api/demo/counter/fuzz", data=body, content_type="application/json")
     assert response.status_code == 400, response.content[:200]
+
+
+async def test_a_live_host_is_not_declared_dead_right_after_redis_restarted_empty(tmp_path):
+    """Found by the chaos run: Redis restarted with empty data wipes every heartbeat key,
+    and until a host's own next heartbeat noticed the new run_id (up to one period), its
+    ``is_dead`` called a live host dead. Activations then took over live owners' leases
+    at once, and the owners took them back: one object changed hands 17 times in 0.7 s,
+    each handover a refused commit (safe, thanks to the fence, but the grace DESIGN §4
+    promises after a Redis restart did not hold). A missing heartbeat right after a
+    restart must not count as a death."""
+    import redis.asyncio as aioredis
+
+    from durable_core.hosts import HostRegistry
+    from durable_core.testing.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    client = aioredis.Redis.from_url(server.url)
+    try:
+        # Ids of another node, so that only heartbeats (not pids) tell liveness.
+        owner = HostRegistry(client, "durable", {"id": "node-b:101:aa"}, interval=1.0)
+        judge = HostRegistry(client, "durable", {"id": "node-b:102:bb"}, interval=1.0)
+        for registry in (owner, judge):
+            registry._describe = dict
+            await registry.beat()
+        assert not await judge.is_dead(owner.host_id)
+        server.restart_empty()
+        await client.connection_pool.disconnect()
+        assert not await judge.is_dead(owner.host_id), "a live host declared dead"
+    finally:
+        await client.aclose()
+        server.stop()
