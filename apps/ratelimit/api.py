@@ -35,7 +35,7 @@ async def consume(request: HttpRequest, policy: str, key: str) -> HttpResponse:
     if request.body:
         try:
             body = json.loads(request.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # deeply nested JSON raises RecursionError
             return error_response(400, "bad_request", "body must be JSON")
         if not isinstance(body, dict):
             return error_response(400, "bad_request", 'body must be a JSON object {"cost": n}')
@@ -50,6 +50,14 @@ async def consume(request: HttpRequest, policy: str, key: str) -> HttpResponse:
 async def peek(request: HttpRequest, policy: str, key: str) -> HttpResponse:
     """The decision a request of cost 1 would get now, consuming nothing."""
     return await _decide(service.peek(policy, key))
+
+
+@router.api_operation(["GET", "POST"], "/{policy}/", include_in_schema=False)
+async def missing_key(request: HttpRequest, policy: str) -> HttpResponse:
+    """An empty key: 404 for an unknown policy, else 400 (keys are 1 to 256 characters)."""
+    if service.get_policy(policy) is None:
+        return error_response(404, "not_found", f"no rate limit policy named {policy!r}")
+    return error_response(400, "bad_request", "a key is 1 to 256 printable characters")
 
 
 async def _decide(pending) -> HttpResponse:

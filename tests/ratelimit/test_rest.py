@@ -111,6 +111,11 @@ def test_unknown_policy_is_404_and_bad_input_400_in_the_error_shape(rl_server):
         status, _, body = call(rl_server, "POST", "t5", "bad-body", raw=raw)
         assert status == 400 and body["error"] == "bad_request", raw
     assert call(rl_server, "POST", "t5", "x" * 257)[0] == 400
+    assert call(rl_server, "POST", "t5", "")[0] == 400
+    assert call(rl_server, "GET", "t5", "")[0] == 400
+    assert call(rl_server, "POST", "no-such-policy", "")[0] == 404
+    deep = b"[" * 100_000 + b"]" * 100_000  # json.loads raises RecursionError, not ValueError
+    assert call(rl_server, "POST", "t5", "deep", raw=deep)[0] == 400
     assert call(rl_server, "POST", "t5", "tab%09key", quote=False)[0] == 400
     assert call(rl_server, "POST", "t5", "nul%00key", quote=False)[0] == 400
     status, _, body = call(rl_server, "POST", "t5", "k", headers={"Idempotency-Key": "bad key!"})
