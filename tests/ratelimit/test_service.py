@@ -196,3 +196,31 @@ async def test_a_busy_limiter_is_not_deleted_while_its_log_is_live(tmp_path):
         # Whatever alarms fired meanwhile, the last admissions are still remembered.
         seen = await peek("short", "busy")
         assert seen.remaining < 2
+
+
+async def test_a_full_mailbox_is_retried_briefly_not_failed(tmp_path):
+    """More concurrent callers on one key than the mailbox holds: the service retries the
+    refused calls (they provably did not start), so every caller gets a decision."""
+    with override_settings(RATELIMIT_POLICIES={"big": {"limit": 50, "period": 60}}):
+        async with object_host(tmp_path / "o", MAILBOX_SIZE=20):
+            got = await asyncio.gather(*(consume("big", "crowd") for _ in range(300)))
+            assert sum(d.allowed for d in got) == 50
+
+
+def test_system_checks_report_bad_policies_and_rules():
+    from apps.ratelimit.checks import check_policies
+
+    good = {"p": {"limit": 1, "period": 1}}
+    with override_settings(RATELIMIT_POLICIES=good, RATELIMIT_MIDDLEWARE=[]):
+        assert check_policies() == []
+    bad = {"a:b": {"limit": 1, "period": 1}, "z": {"limit": 0, "period": 1}, "y": {}}
+    rules = [{"prefix": "/x/"}, {"prefix": "/y/", "policy": "nope"}]
+    with override_settings(RATELIMIT_POLICIES=bad, RATELIMIT_MIDDLEWARE=rules):
+        ids = sorted(error.id for error in check_policies())
+    assert ids == [
+        "ratelimit.E002",
+        "ratelimit.E003",
+        "ratelimit.E003",
+        "ratelimit.E004",
+        "ratelimit.E005",
+    ]
