@@ -93,7 +93,8 @@ def test_retry_after_is_truthful_sleep_it_then_succeed(rl_server):
     too_early = body["at"] + body["retry_after"] - 0.3
     time.sleep(max(0.0, too_early - time.time()))
     early = call(rl_server, "POST", "t2", "truthful")
-    assert early[0] == 429, early
+    if early[2]["at"] < body["at"] + body["retry_after"]:  # decided before it was due
+        assert early[0] == 429, early
     time.sleep(header)
     status, _, after = call(rl_server, "POST", "t2", "truthful")
     assert status == 200, after
