@@ -302,3 +302,11 @@ class DurableObjectConsumer(AsyncWebsocketConsumer):
             await get_router().send_event(self.stub.id, "close", json.dumps(body), lifecycle=True)
         except DurableError as exc:
             logger.warning("close of a socket of %s not delivered: %s", self.object_key, exc)
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """The last WebSocket route of a project: any other path is refused with 4404 (the
+    handshake fails cleanly) instead of the router raising "No route found"."""
+
+    async def connect(self) -> None:
+        await self.close(code=CLOSE_NOT_FOUND)

@@ -5,13 +5,19 @@ from __future__ import annotations
 import os
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from .conf import get_setting, is_cluster_mode
 from .host import get_host
 
 
+@csrf_exempt  # GET only; other methods get a JSON 405, not a CSRF page
 async def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness: 200 with mode, host id and pid; 503 while no host runs here."""
+    if request.method not in ("GET", "HEAD"):
+        response = JsonResponse({"error": "method_not_allowed", "message": "use GET"}, status=405)
+        response["Allow"] = "GET, HEAD"
+        return response
     host = get_host()
     body = {
         "ok": host is not None and host.running,

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 
 from .exceptions import DurableError, RemoteObjectError
@@ -104,7 +105,12 @@ def install_error_handlers(api: Any) -> None:
     def durable_error(request: HttpRequest, exc: DurableError) -> HttpResponse:
         return runtime_error_response(exc)
 
+    def too_big(request: HttpRequest, exc: Exception) -> HttpResponse:
+        return error_response(413, "too_large", "request body too large")
+
     def unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+        if isinstance(exc, RecursionError):  # json.loads of absurdly nested input
+            return error_response(400, "bad_request", "JSON nested too deeply")
         logger.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal", "internal error")
 
@@ -113,6 +119,7 @@ def install_error_handlers(api: Any) -> None:
     api.add_exception_handler(ApiError, api_error)
     api.add_exception_handler(Http404, not_found)
     api.add_exception_handler(DurableError, durable_error)
+    api.add_exception_handler(RequestDataTooBig, too_big)
     api.add_exception_handler(Exception, unexpected)
 
 
