@@ -65,8 +65,7 @@ class Limiter(DurableObject):
         """The decision a request of cost 1 would get now, consuming nothing."""
         entries, now = self._live(period)
         used = sum(c for _, c in entries)
-        decision = self._decision(entries, used, limit, period, now, used + 1 <= limit, 1)
-        return decision
+        return self._decision(entries, used, limit, period, now, used + 1 <= limit, 1)
 
     async def on_alarm(self, info: AlarmInfo) -> None:
         state = self.storage.get(_STATE)
