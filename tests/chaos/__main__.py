@@ -21,8 +21,21 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=int(os.environ.get("CHAOS_SEED", 1)))
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--unfenced",
+        action="store_true",
+        help="run a deliberately broken server (no fence, no lease deadline) to see the "
+        "checkers catch it; only kill -STOP faults, clients that wait them out",
+    )
     args = parser.parse_args()
-    run = ChaosRun(Config(seconds=args.seconds, seed=args.seed, workdir=args.workdir))
+    config = Config(seconds=args.seconds, seed=args.seed, workdir=args.workdir)
+    if args.unfenced:
+        config.settings = "tests.chaos.settings_unfenced"
+        config.kinds = ("pause",)
+        # Half the clients wait out the pause, so that the frozen owner's answers reach
+        # them; the other half move on and write through the new owner meanwhile.
+        config.attempt_timeout, config.impatient_timeout, config.op_deadline = 10.0, 1.0, 20.0
+    run = ChaosRun(config)
     summary = run.main()
     print(format_summary(summary), flush=True)
     return 0 if summary["valid"] else 1

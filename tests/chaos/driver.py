@@ -58,8 +58,11 @@ class Config:
     fault_gap: tuple[float, float] = (1.5, 4.0)
     op_deadline: float = 12.0  # an operation unanswered this long is indeterminate
     attempt_timeout: float = 4.0
+    impatient_timeout: float | None = None  # if set, odd-numbered clients use this one
     think: tuple[float, float] = (0.01, 0.06)
     sockets_per_front: int = 4
+    kinds: tuple[str, ...] = KINDS
+    settings: str = SETTINGS  # tests.chaos.settings_unfenced: a deliberately broken server
 
 
 @dataclass
@@ -102,7 +105,7 @@ class ChaosRun:
     def start_cluster(self) -> None:
         self.redis_server = RedisServer(self.work / "redis").start()
         self.redis = redis.Redis.from_url(self.redis_server.url, socket_timeout=5)
-        migrate(self.var, SETTINGS)
+        migrate(self.var, self.config.settings)
         (self.var / "id_key").write_text(secrets.token_hex(32) + "\n")
         env = {
             "DURABLE_REDIS_URL": self.redis_server.url,
@@ -113,7 +116,7 @@ class ChaosRun:
         for i in range(self.config.hosts):
             extra = dict(env, DURABLE_AUDIT_LOG=str(self.work / f"audit-host{i}.jsonl"))
             server = ServerProcess(
-                self.var, self.work / f"host{i}.log", settings=SETTINGS, env=extra
+                self.var, self.work / f"host{i}.log", settings=self.config.settings, env=extra
             )
             self.servers.append(server.start())
         for server in self.servers:
@@ -171,7 +174,9 @@ class ChaosRun:
 
     # -- clients ------------------------------------------------------------------------
 
-    async def perform(self, op: Op, path: str, body: dict, rng: random.Random) -> tuple[str, Any]:
+    async def perform(
+        self, op: Op, path: str, body: dict, rng: random.Random, patient: bool = True
+    ) -> tuple[str, Any]:
         """Send one operation, retrying on any host with the same call id until answered
         or the deadline passes: ("ok", result) or ("info", None)."""
         deadline = time.monotonic() + self.config.op_deadline
@@ -179,7 +184,10 @@ class ChaosRun:
         while time.monotonic() < deadline:
             server = rng.choice(self.servers)
             op.attempts += 1
-            timeout = min(self.config.attempt_timeout, max(0.1, deadline - time.monotonic()))
+            attempt = self.config.attempt_timeout
+            if not patient and self.config.impatient_timeout is not None:
+                attempt = self.config.impatient_timeout
+            timeout = min(attempt, max(0.1, deadline - time.monotonic()))
             try:
                 status, answer = await _http.request(
                     "POST", server.url + path, body, headers, timeout=timeout
@@ -218,7 +226,9 @@ class ChaosRun:
                 op = self.history.invoke(process, name, "cas", None)
                 op.args = [known.get(name), op.id + 1]
                 body = {"f": "cas", "old": op.args[0], "new": op.args[1]}
-            kind, result = await self.perform(op, f"/c/register/{name}", body, rng)
+            kind, result = await self.perform(
+                op, f"/c/register/{name}", body, rng, patient=client % 2 == 0
+            )
             if op.f == "read" and kind != "ok":
                 kind = "fail"  # a read has no effect: an unanswered one is dropped
             self.history.complete(op, kind, result)
@@ -238,7 +248,9 @@ class ChaosRun:
         while not self.stopping:
             op = self.history.invoke(f"l{index}.{client}", name, "add", None)
             op.args = f"{self.run_id}-{op.id}"
-            kind, result = await self.perform(op, f"/c/ledger/{name}", {"op": op.args}, rng)
+            kind, result = await self.perform(
+                op, f"/c/ledger/{name}", {"op": op.args}, rng, patient=client % 2 == 0
+            )
             self.history.complete(op, kind, result)
             await asyncio.sleep(rng.uniform(*self.config.think))
 
@@ -251,7 +263,7 @@ class ChaosRun:
             if time.monotonic() >= until:
                 return
             if not order:
-                order = list(KINDS)
+                order = list(self.config.kinds)
                 self.rng.shuffle(order)
             kind = order.pop()
             fault = Fault(kind, time.monotonic())
@@ -489,6 +501,7 @@ class ChaosRun:
         ws_failed = [c for c in self.ws_checks if not c["ok"]]
         summary = {
             "seed": self.config.seed,
+            "settings": self.config.settings,
             "seconds": round(self.elapsed, 1),
             "faulty_period_s": round(self.calm_after, 1),
             "lease_ttl_s": self.config.lease_ttl,

@@ -36,3 +36,30 @@ def test_short_chaos_run_is_linearizable_exact_and_single_owner(tmp_path):
     assert set(summary["faults"]) == set(KINDS), f"not every fault kind ran:\n{report}"
     assert summary["registers"]["ops_checked"] > 200 and summary["ledgers"]["keys"] == 2, report
     assert summary["audit"]["records"] > 100, report
+
+
+def test_the_checkers_catch_a_server_without_fencing(tmp_path):
+    """The same run against a deliberately broken server (no storage fence, no lease
+    deadline, lost leases never noticed: tests/chaos/settings_unfenced.py) with kill -STOP
+    faults only: the owner frozen past its lease keeps serving from memory after another
+    host took over, and the run must come out invalid, the audit flagging it."""
+    config = Config(
+        seconds=float(os.environ.get("CHAOS_UNFENCED_SECONDS", "14")),
+        seed=2,
+        workdir=tmp_path / "chaos",
+        registers=3,
+        register_clients=3,
+        ledgers=1,
+        ledger_clients=2,
+        kinds=("pause",),
+        settings="tests.chaos.settings_unfenced",
+        attempt_timeout=10.0,
+        impatient_timeout=1.0,
+        op_deadline=20.0,
+        fault_gap=(1.0, 2.0),
+    )
+    summary = ChaosRun(config).main()
+    report = format_summary(summary)
+    print("\n" + report)
+    assert not summary["valid"], f"a server without fencing passed every check:\n{report}"
+    assert summary["audit"]["violations"], report

@@ -1,4 +1,10 @@
-"""The objects the chaos clients drive: a compare-and-set register and a ledger counter."""
+"""The objects the chaos clients drive: a compare-and-set register and a ledger counter.
+
+Both keep their state in memory as well as in storage, loaded in ``on_start``, as real
+objects do (DESIGN §7: in-memory attributes are a cache). With one owner at a time the
+cache is always right, since a failed turn or commit rebuilds the instance; under a
+split brain a stale owner answers from its stale cache, which the history checkers see.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +16,24 @@ class Register(DurableObject):
 
     namespace = "chaos.Register"
 
+    async def on_start(self) -> None:
+        self.value = self.storage.get("v")
+
     async def read(self) -> int | None:
         """The current value (None before the first write)."""
-        return self.storage.get("v")
+        return self.value
 
     async def write(self, value: int) -> None:
         """Set the value."""
         self.storage.put("v", value)
+        self.value = value
 
     async def cas(self, old: int | None, new: int) -> dict:
         """Set ``new`` if the value is ``old``; else report the value found."""
-        current = self.storage.get("v")
-        if current != old:
-            return {"ok": False, "value": current}
+        if self.value != old:
+            return {"ok": False, "value": self.value}
         self.storage.put("v", new)
+        self.value = new
         return {"ok": True}
 
 
@@ -35,21 +45,20 @@ class Ledger(DurableObject):
 
     async def on_start(self) -> None:
         self.storage.sql.execute("CREATE TABLE IF NOT EXISTS applied (op TEXT NOT NULL)")
+        self.n = self.storage.get("n", 0)
 
     async def add(self, op: str) -> int:
         """Apply increment ``op``; returns the new count."""
-        n = self.storage.get("n", 0) + 1
-        self.storage.put("n", n)
+        self.n += 1
+        self.storage.put("n", self.n)
         self.storage.sql.execute("INSERT INTO applied (op) VALUES (?)", op)
-        return n
+        return self.n
 
     async def count(self) -> int:
         """The count alone (the failover probe's read)."""
-        return self.storage.get("n", 0)
+        return self.n
 
     async def applied(self) -> dict:
         """The count and every applied increment id, in order of application."""
-        ops = [
-            row["op"] for row in self.storage.sql.execute("SELECT op FROM applied ORDER BY rowid")
-        ]
-        return {"n": self.storage.get("n", 0), "ops": ops}
+        ops = self.storage.sql.execute("SELECT op FROM applied ORDER BY rowid")
+        return {"n": self.storage.get("n", 0), "ops": [row["op"] for row in ops]}
