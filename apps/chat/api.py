@@ -14,7 +14,14 @@ from ninja import Query, Router, Schema
 from durable_core.web import ApiError, client_ip
 
 from .limits import check_send
-from .protocol import HISTORY_MAX_LIMIT, ChatError, check_client_msg_id, check_name, check_text
+from .protocol import (
+    ChatError,
+    check_client_msg_id,
+    check_limit,
+    check_message_id,
+    check_name,
+    check_text,
+)
 from .rooms import RoomNotFound, RoomRef, aget_active_rooms, get_room, new_private_room
 
 router = Router(tags=["chat"])
@@ -101,11 +108,12 @@ async def room_info(request: HttpRequest, room: str):
 async def room_messages(request: HttpRequest, room: str, page: Query[PageQuery]):
     """The newest ``limit`` messages older than ``before`` (or the newest), oldest first."""
     ref = _room(room)
-    if not 1 <= page.limit <= HISTORY_MAX_LIMIT:
-        raise ApiError(400, "bad_request", f"limit must be 1-{HISTORY_MAX_LIMIT}")
-    if page.before is not None and page.before < 0:
-        raise ApiError(400, "bad_request", "before must be a message id (>= 0)")
-    return _raise_for(await ref.stub.messages(page.before, page.limit))
+    try:
+        before = check_message_id(page.before, "before")
+        limit = check_limit(page.limit)
+    except ChatError as exc:
+        raise ApiError(400, exc.code, exc.message) from None
+    return _raise_for(await ref.stub.messages(before, limit))
 
 
 @router.post("rooms/{room}/messages", response={201: MessageOut}, summary="Post a message")

@@ -30,6 +30,7 @@ from .protocol import (
     check_message_id,
     check_name,
     check_text,
+    cmid_extra,
 )
 
 COLUMNS = "id, name, text, ts, client_msg_id"
@@ -129,7 +130,7 @@ class Room(DurableObject):
             raise ChatError("too_long", "frame too large")
         try:
             data = json.loads(message)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than the stack
             raise ChatError("bad_request", "frames are JSON objects") from None
         if not isinstance(data, dict):
             raise ChatError("bad_request", "frames are JSON objects")
@@ -144,7 +145,7 @@ class Room(DurableObject):
             raise ChatError("bad_request", f"unknown message type {kind!r}")
         if kind != "hello" and self._name_of(ws) is None:
             cmid = data.get("client_msg_id") if kind == "send" else None
-            raise ChatError("not_joined", "say hello first", **_cmid(cmid))
+            raise ChatError("not_joined", "say hello first", **cmid_extra(cmid))
         handler(ws, data)
 
     def _hello(self, ws: WebSocket, data: dict) -> None:
@@ -171,7 +172,7 @@ class Room(DurableObject):
             text = check_text(data.get("text"))
             client_msg_id = check_client_msg_id(cmid)
         except ChatError as exc:
-            exc.extra.update(_cmid(cmid))
+            exc.extra.update(cmid_extra(cmid))
             raise
         message, _ = self._store(self._name_of(ws), text, client_msg_id)
         ws.send(_dumps({"type": "ack", "client_msg_id": client_msg_id, "id": message["id"]}))
@@ -262,10 +263,3 @@ class Room(DurableObject):
         for ws, _ in self._members():
             if exclude is None or ws.id != exclude.id:
                 ws.send(text)
-
-
-def _cmid(value: object) -> dict[str, Any]:
-    """``client_msg_id`` for an error frame, when the client sent a usable one."""
-    if isinstance(value, str) and len(value) <= 128:
-        return {"client_msg_id": value}
-    return {}

@@ -16,6 +16,9 @@ BACKLOG_MESSAGES = 100  # sent after hello without ``since``
 MAX_RESUME_MESSAGES = 1000  # sent after hello with ``since``; more is "truncated"
 HISTORY_DEFAULT_LIMIT = 50
 HISTORY_MAX_LIMIT = 100
+# Message ids are SQLite rowids: a signed 64-bit integer. A larger one cannot be bound
+# as a query parameter (OverflowError), so it is refused as a bad request.
+MAX_MESSAGE_ID = 2**63 - 1
 # A frame this large cannot hold a valid message (2,000 characters JSON-escaped as
 # \uXXXX are 12 KB); the front answers it with ``too_long`` without waking the room.
 MAX_FRAME_BYTES = 64 * 1024
@@ -39,10 +42,25 @@ class ChatError(Exception):
         return {"type": "error", "code": self.code, "message": self.message, **self.extra}
 
 
+def is_unicode(value: str) -> bool:
+    """True unless ``value`` holds a lone surrogate (JSON's ``"\\ud800"`` decodes to one).
+
+    Such a string can be neither stored (SQLite text is UTF-8) nor sent in a WebSocket
+    text frame, so every string the chat keeps or echoes is checked with this first.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_name(value: object) -> str:
     """A display name: 1-32 characters after trimming, no control characters."""
     if not isinstance(value, str):
         raise ChatError("bad_name", "name must be a string of 1-32 characters")
+    if not is_unicode(value):
+        raise ChatError("bad_name", "name must be valid Unicode text")
     name = value.strip()
     if not 1 <= len(name) <= MAX_NAME_CHARS:
         raise ChatError("bad_name", f"name must be 1-{MAX_NAME_CHARS} characters")
@@ -55,6 +73,8 @@ def check_text(value: object) -> str:
     """A message text: 1-2000 characters, not only whitespace."""
     if not isinstance(value, str):
         raise ChatError("bad_request", "text must be a string")
+    if not is_unicode(value):
+        raise ChatError("bad_request", "text must be valid Unicode text (no lone surrogates)")
     if len(value) > MAX_TEXT_CHARS:
         raise ChatError("too_long", f"a message is at most {MAX_TEXT_CHARS} characters")
     if not value.strip():
@@ -70,6 +90,7 @@ def check_client_msg_id(value: object) -> str | None:
         not isinstance(value, str)
         or not 1 <= len(value) <= MAX_CLIENT_MSG_ID_CHARS
         or not value.isprintable()
+        or not is_unicode(value)
     ):
         raise ChatError(
             "bad_request",
@@ -79,12 +100,24 @@ def check_client_msg_id(value: object) -> str | None:
 
 
 def check_message_id(value: object, field: str) -> int | None:
-    """An optional message id (``since``, ``before``): an integer >= 0."""
+    """An optional message id (``since``, ``before``): an integer 0 to 2**63-1.
+
+    A float (``1e30``, also ``5.0``) is refused: ids are JSON integers.
+    """
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ChatError("bad_request", f"{field} must be a message id (an integer >= 0)")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_MESSAGE_ID:
+        raise ChatError(
+            "bad_request", f"{field} must be a message id (an integer 0-{MAX_MESSAGE_ID})"
+        )
     return value
+
+
+def cmid_extra(value: object) -> dict[str, Any]:
+    """``client_msg_id`` for an error frame, when the client sent one that can be echoed."""
+    if isinstance(value, str) and len(value) <= MAX_CLIENT_MSG_ID_CHARS and is_unicode(value):
+        return {"client_msg_id": value}
+    return {}
 
 
 def check_limit(value: object) -> int:

@@ -9,7 +9,9 @@ from durable_core.stubs import ObjectStub
 
 NAMESPACE = "collab_doc.Document"
 NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_HEX_ID = re.compile(r"[0-9a-f]{64}")
+# Any 64-hex name is read as an object ID, uppercase too (as chat rooms and devices):
+# an uppercase one is never a valid ID, so it names no document instead of a named one.
+_HEX_ID = re.compile(r"[0-9a-fA-F]{64}")
 
 
 def document_stub(name: str) -> ObjectStub:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from durable_core.models import ObjectRecord
 
-from ._names import NAME_RE, NAMESPACE
+from ._names import NAMESPACE, document_stub
 
 LIST_LIMIT = 100
 
@@ -43,6 +43,8 @@ def _ago(delta: dt.timedelta) -> str:
 
 def editor(request: HttpRequest, name: str) -> HttpResponse:
     """The editor of the document ``name`` (created by its first edit)."""
-    if not NAME_RE.fullmatch(name):
-        raise Http404("document names are 1-64 characters of [A-Za-z0-9_-]")
+    try:
+        document_stub(name)  # the same decision as the REST and WebSocket routes
+    except LookupError as exc:
+        raise Http404(str(exc)) from None
     return render(request, "collab_doc/editor.html", {"name": name})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from django.db.models import Q, Subquery
@@ -22,6 +23,7 @@ from durable_core.web import ApiError
 from . import twin as rules
 from .devices import NAMESPACE, get_device_stub, new_device_stub
 from .models import DeviceSummary
+from .objects import MAX_QUERY_POINTS
 
 router = Router(tags=["devices"])
 
@@ -143,17 +145,27 @@ async def post_telemetry(request: HttpRequest, device_id: str) -> JsonResponse:
     return _answer(await stub.add_telemetry(points))
 
 
+# Plain ASCII numbers only: str.isdigit() and float() also take "²" or Arabic-Indic
+# digits, and int() refuses some of what isdigit() accepts (a 500 once).
+_FLOAT_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_LIMIT_RE = re.compile(r"[0-9]{1,6}")
+
+
 def _float_param(request: HttpRequest, name: str) -> float | None:
     raw = request.GET.get(name, "")
     if raw == "":
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ApiError(400, "bad_request", f"{name}: epoch seconds") from None
-    if not math.isfinite(value):
+    # isfinite: 1e999 is well-formed, but float() makes it inf.
+    if not _FLOAT_RE.fullmatch(raw) or not math.isfinite(value := float(raw)):
         raise ApiError(400, "bad_request", f"{name}: epoch seconds")
     return value
+
+
+def _limit_param(request: HttpRequest) -> int:
+    raw = request.GET.get("limit", "") or "1000"
+    if not _LIMIT_RE.fullmatch(raw) or not 1 <= int(raw) <= MAX_QUERY_POINTS:
+        raise ApiError(400, "bad_request", f"limit: 1-{MAX_QUERY_POINTS}")
+    return int(raw)
 
 
 @router.get("/{device_id}/telemetry", summary="Points of one metric, oldest first")
@@ -164,10 +176,7 @@ async def get_telemetry(request: HttpRequest, device_id: str) -> JsonResponse:
     if not rules.DEVICE_ID_RE.fullmatch(metric):
         raise ApiError(400, "bad_request", "metric: 1-64 chars of [A-Za-z0-9_-]")
     since, until = _float_param(request, "since"), _float_param(request, "until")
-    raw_limit = request.GET.get("limit", "") or "1000"
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 10_000:
-        raise ApiError(400, "bad_request", "limit: 1-10000")
-    points = await stub.query_telemetry(metric, since, until, int(raw_limit))
+    points = await stub.query_telemetry(metric, since, until, _limit_param(request))
     return JsonResponse({"metric": metric, "points": points})
 
 

@@ -86,7 +86,13 @@ def check_points(points: Any, now: float) -> list[tuple[float, dict[str, float]]
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number that fits a float (a 400-digit integer does not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large to convert to float
+        return False
 
 
 class Device(DurableObject):
@@ -287,10 +293,15 @@ class Device(DurableObject):
     def _report(self, ws, msg: dict) -> None:
         """A device report: a write of ``reported`` (never pushes a delta)."""
         token = msg.get("client_token")
-        body = {"state": {"reported": msg.get("state")}, "version": msg.get("version")}
+        state = msg.get("state")
+        body = {"state": {"reported": state}, "version": msg.get("version")}
         if token is not None:
             body["client_token"] = token
         try:
+            # A missing or null state is not "clear reported" (as in a PATCH): a device
+            # that forgot its state must not wipe what it reported before.
+            if not isinstance(state, dict):
+                raise rules.bad_request("a report carries a state object (reported fields)")
             request = rules.parse_update(body)
             doc = self._apply(request["state"], request["version"])
         except rules.TwinError as exc:

@@ -20,7 +20,9 @@ MAX_CLIENT_TOKEN_BYTES = 64
 SECTIONS = ("desired", "reported")
 
 DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-HEX_ID_RE = re.compile(r"[0-9a-f]{64}")
+# Any 64-hex id is read as an object ID, uppercase too (as chat rooms): an uppercase one
+# is never a valid ID, so it names no device instead of becoming a name.
+HEX_ID_RE = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class TwinError(ValueError):
@@ -81,6 +83,8 @@ def parse_update(body: Any) -> dict[str, Any]:
     if token is not None:
         if not isinstance(token, str):
             raise bad_request("client_token must be a string")
+        if not is_unicode(token):
+            raise bad_request("client_token must be valid Unicode text (no lone surrogates)")
         if len(token.encode("utf-8", "surrogatepass")) > MAX_CLIENT_TOKEN_BYTES:
             raise bad_request(f"client_token is longer than {MAX_CLIENT_TOKEN_BYTES} bytes")
     version = body.get("version")
@@ -104,8 +108,19 @@ def parse_state(state: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, An
     return state
 
 
+def is_unicode(value: str) -> bool:
+    """False for a string holding a lone surrogate (JSON ``"\\ud800"`` decodes to one):
+    storage keeps UTF-8 text, so such a string could not be stored."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_values(patch: Any, where: str) -> None:
-    """Depth at most 6 and only finite numbers (JSON has no NaN or Infinity)."""
+    """Depth at most 6, only finite numbers (JSON has no NaN or Infinity) and only
+    valid Unicode text in keys and strings."""
     if patch is None:
         return
     if depth(patch) > MAX_DEPTH:
@@ -114,11 +129,15 @@ def check_values(patch: Any, where: str) -> None:
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
+            if not all(is_unicode(key) for key in node):
+                raise bad_request(f"{where} holds a key that is not valid Unicode text")
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
         elif isinstance(node, float) and not math.isfinite(node):
             raise bad_request(f"{where} holds a number JSON cannot represent")
+        elif isinstance(node, str) and not is_unicode(node):
+            raise bad_request(f"{where} holds a string that is not valid Unicode text")
 
 
 # -- merge and metadata ------------------------------------------------------------------

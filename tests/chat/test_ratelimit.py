@@ -71,3 +71,34 @@ async def test_one_ip_is_limited_across_rooms_on_websockets_and_rest(limited_ser
         wait = refused["retry_after"] - (time.monotonic() - refused_at) + 0.3
         await asyncio.sleep(max(0.0, min(wait, PERIOD)))
         assert await ann.say("after the wait", "a-after") > ids[-1]
+
+
+async def test_only_sends_that_pass_validation_are_charged(tmp_path):
+    """Sends before hello, invalid texts and retransmits of a stored ``client_msg_id``
+    cost nothing; exactly ``LIMIT`` valid sends are admitted, the next is refused. The
+    window is a minute, so a slow machine cannot let the window roll over mid-test."""
+    with running_server(tmp_path, {"CHAT_RATE_LIMIT": f"{LIMIT}/60"}) as server:
+        async with clients(ChatClient.open(server, "rl-valid", "ann")) as (ann,):
+
+            async def error_code(message: dict) -> str:
+                ann.floor = len(ann.frames)
+                await ann.send(message)
+                return (await ann.expect("error"))["code"]
+
+            for i in range(LIMIT + 2):
+                early = {"type": "send", "text": "too early", "client_msg_id": f"e{i}"}
+                assert await error_code(early) == "not_joined"
+            await ann.hello("ann")
+            for text in ("", "   ", "\ud800", 5, "x" * 2001):
+                assert await error_code({"type": "send", "text": text}) in (
+                    "bad_request",
+                    "too_long",
+                )
+            first = await ann.say("first", "r0")
+            for _ in range(LIMIT + 2):  # the same client_msg_id: acked again, not stored
+                assert await ann.say("first", "r0") == first
+            ids = [await ann.say(f"m{i}", f"m{i}") for i in range(1, LIMIT)]
+            assert ids == sorted(ids) and ids[0] > first
+            over = {"type": "send", "text": "one too many", "client_msg_id": "over"}
+            assert await error_code(over) == "rate_limited"
+        assert server.get("/api/chat/rooms/rl-valid").body["messages"] == LIMIT
