@@ -20,7 +20,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests._servers import ServerProcess, http, migrate
@@ -122,6 +122,9 @@ def _all_routes() -> dict[str, str]:
 
     routes = dict(ROUTES)
     for pattern in websocket_urlpatterns:
+        if pattern.pattern.match("ws/no-such-route-zz/"):
+            routes["catch-all"] = "/ws/no-such-route-zz/"  # refuses unknown paths
+            continue
         if any(pattern.pattern.match(path.lstrip("/")) for path in ROUTES.values()):
             continue
         sample = sample_path(pattern.pattern, "fuzz")
@@ -157,8 +160,16 @@ class Session:
         self.origin = f"http://127.0.0.1:{server.port}"
         self.replies: list[str | bytes] = []
         self.close_code: int | None = None
+        self.refused: int | None = None  # HTTP status of a handshake refusal
 
     def run(self, frames: list[str | bytes], drain: float = 0.15) -> Session:
+        try:
+            return self._run(frames, drain)
+        except InvalidStatus as exc:  # refused at the handshake: clean, if a 4xx
+            self.refused = exc.response.status_code
+            return self
+
+    def _run(self, frames: list[str | bytes], drain: float) -> Session:
         with connect(
             self.url, origin=self.origin, open_timeout=10, close_timeout=2, max_size=None
         ) as ws:
@@ -176,6 +187,8 @@ class Session:
         return self
 
     def problem(self) -> str | None:
+        if self.refused is not None and not 400 <= self.refused < 500:
+            return f"handshake answered {self.refused}"
         code = self.close_code
         if code is not None and code not in CLEAN_CLOSES and not 3000 <= code < 5000:
             return f"closed with {code}"
@@ -246,7 +259,10 @@ def _fuzz_route(server: ServerProcess, route: str, path: str) -> None:
         cases += 1
         acked.update(_acks(session.replies))
         accepted += _accepted(session.replies)
-        outcomes[f"closed {session.close_code}" if session.close_code else "open"] += 1
+        if session.refused:
+            outcomes[f"refused {session.refused}"] += 1
+        else:
+            outcomes[f"closed {session.close_code}" if session.close_code else "open"] += 1
         for reply in session.replies:
             outcomes[_kind(reply)] += 1
         problem = session.problem()

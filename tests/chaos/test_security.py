@@ -132,6 +132,8 @@ def test_cross_origin_websocket_connects_are_refused(server):
         with pytest.raises(InvalidStatus) as refused:
             connect(url, origin="http://evil.example", open_timeout=10).close()
         assert refused.value.response.status_code == 403, url
+        if "<" not in str(pattern.pattern):
+            continue  # a catch-all that refuses every path: no same-origin control
         with connect(url, origin=f"http://127.0.0.1:{server.port}", open_timeout=10):
             pass  # the handshake went through (the object may close it afterwards)
 
