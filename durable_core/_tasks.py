@@ -1,10 +1,11 @@
-"""Stopping background tasks reliably."""
+"""Background tasks and threads of the runtime: stopping tasks reliably, the database thread."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -25,3 +26,32 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task | None], timeout: float =
         _done, pending = await asyncio.wait(pending, timeout=0.1)
     for task in pending:
         logger.warning("task %s did not stop within %.1f s", task.get_name(), timeout)
+
+
+class RuntimeDatabaseThread:
+    """One thread for the runtime's thread-sensitive calls (Django ORM: records, the
+    alarm index), bound into the contexts of object dispatchers.
+
+    Without it they would run on asgiref's process-wide single thread, which sync code
+    calling an object through ``async_to_sync`` from that same thread blocks: deadlock.
+    It uses asgiref's per-context executor map, as ``ThreadSensitiveContext`` does."""
+
+    def __init__(self) -> None:
+        from asgiref.sync import SyncToAsync, ThreadSensitiveContext
+
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="durable-db")
+        self._key = ThreadSensitiveContext(executor=self._executor)
+        SyncToAsync.context_to_thread_executor[self._key] = self._executor
+
+    def bind(self) -> None:
+        """Send thread-sensitive calls of the current context to this thread."""
+        from asgiref.sync import SyncToAsync
+
+        SyncToAsync.thread_sensitive_context.set(self._key)
+
+    def close(self) -> None:
+        from asgiref.sync import SyncToAsync
+
+        SyncToAsync.context_to_thread_executor.pop(self._key, None)
+        self._key._exited = True  # calls from tasks that outlived the host fail loudly
+        self._executor.shutdown(wait=False)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from django.utils import timezone
 
 from . import audit, metrics, records
-from ._tasks import cancel_and_wait
+from ._tasks import RuntimeDatabaseThread, cancel_and_wait
 from .alarms import AlarmScheduler, aclear_alarm_index, aset_alarm_index
 from .conf import get_setting, get_storage_dir
 from .exceptions import HostUnavailable, LeaseLost, NotOwner, ObjectNotActive, StaleOwner
@@ -113,6 +113,7 @@ class ObjectHost:
         self._dir_lock = StorageDirLock(self.storage_dir) if lock_storage_dir else None
         self._tasks: list[asyncio.Task] = []
         self._activity: dict[str, ActiveObject] = {}
+        self.db_thread = RuntimeDatabaseThread()
 
     # -- start and stop ----------------------------------------------------------------
 
@@ -158,6 +159,7 @@ class ObjectHost:
         if self.transport is not None:
             await self.transport.stop()
         await self.lease_store.close()
+        self.db_thread.close()
         if self._dir_lock is not None:
             self._dir_lock.release()
         self.running = False

@@ -159,8 +159,11 @@ class ActiveObject(SocketEvents, AlarmEvents):
         # A fresh, empty context: the dispatcher must not inherit the turn it takes over
         # from, nor the request that activated the object: asgiref binds thread-sensitive
         # calls (the ORM: records, alarm index) to a request's context, which is gone
-        # once that request ends ("ThreadSensitiveContext has exited").
+        # once that request ends ("ThreadSensitiveContext has exited"). Its ORM calls go
+        # to the host's own database thread, never to asgiref's process-wide one, where
+        # sync code blocked in async_to_sync on this very object may be waiting.
         context = contextvars.Context()
+        context.run(self.host.db_thread.bind)
         self._dispatcher = asyncio.create_task(
             self._dispatch(), name=f"durable:{self.key}", context=context
         )

@@ -34,7 +34,7 @@ def policies(settings):
 class ClientAt(AsyncClient):
     """An AsyncClient whose requests come from ``address`` (the ASGI scope's client), each
     in its own ThreadSensitiveContext as Django's ASGIHandler (Daphne) runs requests: a
-    sync view then gets its own thread (see test_core_regressions.py for why it matters)."""
+    sync view then gets its own thread (see tests/core/test_sync_callers.py for why it matters)."""
 
     def __init__(self, address: str = "127.0.0.1", **kwargs) -> None:
         super().__init__(**kwargs)

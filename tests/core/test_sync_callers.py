@@ -1,4 +1,6 @@
-"""Core behaviour the rate limiter's sync paths depend on, reproduced minimally."""
+"""Sync code calling objects through async_to_sync, from a request's own thread (as
+Daphne runs sync views) and from asgiref's process-wide thread (Django's test clients,
+management commands): neither deadlocks on the runtime's own ORM calls."""
 
 from __future__ import annotations
 
@@ -27,13 +29,6 @@ async def test_sync_code_in_a_thread_sensitive_context_can_call_a_new_object(tmp
         assert value == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: an object's first write records it through the ORM on asgiref's global "
-    "thread-sensitive executor, and since dispatcher tasks start from an empty context "
-    "(b27a37f) that executor is the one sync code outside a ThreadSensitiveContext is "
-    "blocked in (sync_to_async(thread_sensitive=True) -> async_to_sync(stub.method)): deadlock",
-)
 async def test_sync_code_on_the_main_thread_executor_can_call_a_new_object(tmp_path):
     async with object_host(tmp_path / "o"):
         value = await asyncio.wait_for(
