@@ -146,7 +146,8 @@ def _chat_rate_limit() -> dict | None:
     if raw == "0":
         return None
     limit, _, period = raw.partition("/")
-    return {"limit": int(limit), "period": float(period or 10)}
+    # Not public: only the chat app spends it (by client IP), never the REST API.
+    return {"limit": int(limit), "period": float(period or 10), "public": False}
 
 
 # Rate limiter policies (CONTRACT § Rate limiter): name -> limit per period seconds.

@@ -31,6 +31,9 @@ async def consume(request: HttpRequest, policy: str, key: str) -> HttpResponse:
 
     Optional ``Idempotency-Key`` header: a retried request with the same key counts once.
     """
+    refused = _not_public(policy)
+    if refused is not None:
+        return refused
     cost = 1
     if request.body:
         try:
@@ -49,15 +52,27 @@ async def consume(request: HttpRequest, policy: str, key: str) -> HttpResponse:
 @router.get("/{policy}/{path:key}", summary="Peek: the decision a request would get now")
 async def peek(request: HttpRequest, policy: str, key: str) -> HttpResponse:
     """The decision a request of cost 1 would get now, consuming nothing."""
-    return await _decide(service.peek(policy, key))
+    return _not_public(policy) or await _decide(service.peek(policy, key))
 
 
 @router.api_operation(["GET", "POST"], "/{policy}/", include_in_schema=False)
 async def missing_key(request: HttpRequest, policy: str) -> HttpResponse:
     """An empty key: 404 for an unknown policy, else 400 (keys are 1 to 256 characters)."""
-    if service.get_policy(policy) is None:
-        return error_response(404, "not_found", f"no rate limit policy named {policy!r}")
-    return error_response(400, "bad_request", "a key is 1 to 256 printable characters")
+    return _not_public(policy) or error_response(
+        400, "bad_request", "a key is 1 to 256 printable characters"
+    )
+
+
+def _not_public(name: str) -> HttpResponse | None:
+    """404 for a policy that does not exist or is not public (``"public": False``: its
+    quota is spent by server code only, e.g. chat's per-IP limit)."""
+    try:
+        policy = service.get_policy(name)
+    except ValueError:
+        policy = None
+    if policy is None or not policy.public:
+        return error_response(404, "not_found", f"no rate limit policy named {name!r}")
+    return None
 
 
 async def _decide(pending) -> HttpResponse:

@@ -38,6 +38,9 @@ class Policy:
     name: str
     limit: int
     period: float
+    # False: only server code (decorators, middleware, other apps) may spend it; the
+    # public REST API answers 404, so nobody can drain another client's quota.
+    public: bool = True
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,10 @@ def get_policy(name: str) -> Policy | None:
         raise ValueError(f"RATELIMIT_POLICIES[{name!r}]['period'] must be seconds > 0")
     if not math.isfinite(period):
         raise ValueError(f"RATELIMIT_POLICIES[{name!r}]['period'] must be finite")
-    return Policy(name, limit, float(period))
+    public = config.get("public", True)
+    if not isinstance(public, bool):
+        raise ValueError(f"RATELIMIT_POLICIES[{name!r}]['public'] must be true or false")
+    return Policy(name, limit, float(period), public)
 
 
 def validate_key(key: object) -> str:

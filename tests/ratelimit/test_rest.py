@@ -161,3 +161,12 @@ def test_the_structured_field_parser_rejects_what_it_should():
     for bad in ('"unterminated', "a;Q=1", '"x";q=1.2345', '"x" junk', "1,"):
         with pytest.raises(StructuredFieldError):
             parse_list(bad)
+
+
+def test_a_policy_that_is_not_public_cannot_be_spent_or_read_over_rest(rl_server):
+    """Chat's per-IP policy ("public": False) is spent by the chat app only: over REST
+    anyone could otherwise drain another client's quota by naming its address."""
+    for method in ("POST", "GET"):
+        status, _, body = call(rl_server, method, "chat", "127.0.0.1")
+        assert status == 404 and body["error"] == "not_found", (method, body)
+    assert call(rl_server, "POST", "chat", "")[0] == 404
