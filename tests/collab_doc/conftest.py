@@ -8,7 +8,6 @@ import random
 import shutil
 import sqlite3
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -165,14 +164,3 @@ def stored_document(path: Path) -> dict:
         "text": str(text),
         "state_bytes": len(doc.get_update()),
     }
-
-
-def wait_until(check, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
