@@ -63,6 +63,17 @@ async def serve_commands(handlers: dict) -> None:
         emit(result)
 
 
+def save_result(name: str, result: dict) -> Any:
+    """Write ``bench/results/<name>.json``; returns its path."""
+    from pathlib import Path
+
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
 def versions(*extra: str) -> dict:
     """Versions of Python, SQLite and the packages a figure depends on."""
     import importlib.metadata

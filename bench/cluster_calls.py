@@ -55,7 +55,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from _common import PROTOCOL, emit, machine, percentile, progress, rounded, serve_commands
+from _common import (
+    PROTOCOL,
+    emit,
+    machine,
+    percentile,
+    progress,
+    rounded,
+    save_result,
+    serve_commands,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -908,11 +917,9 @@ def main() -> None:
     started = time.monotonic()
     result = orchestrate(args.quick, args.no_failover)
     result["wall_time_s"] = round(time.monotonic() - started, 1)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cluster_calls.json").write_text(json.dumps(result, indent=2) + "\n")
+    path = save_result("cluster_calls", result)
     print_table(result)
-    print(f"\nwall time {result['wall_time_s']} s; wrote {out / 'cluster_calls.json'}")
+    print(f"\nwall time {result['wall_time_s']} s; wrote {path}")
 
 
 if __name__ == "__main__":

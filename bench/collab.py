@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.metadata
-import json
 import os
 import random
 import shutil
@@ -37,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import machine, percentile, progress, rounded
+from _common import machine, percentile, progress, rounded, save_result
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -335,11 +334,9 @@ def main() -> None:
     started = time.monotonic()
     result = asyncio.run(orchestrate(args.quick))
     result["wall_time_s"] = round(time.monotonic() - started, 1)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "collab.json").write_text(json.dumps(result, indent=2) + "\n")
+    path = save_result("collab", result)
     print_table(result)
-    print(f"\nwall time {result['wall_time_s']} s; wrote {out / 'collab.json'}")
+    print(f"\nwall time {result['wall_time_s']} s; wrote {path}")
 
 
 if __name__ == "__main__":

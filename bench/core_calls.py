@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import sqlite3
@@ -22,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import save_result
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -162,9 +163,7 @@ def main() -> None:
     var_dir = Path(tempfile.mkdtemp(prefix="bench-var-"))
     setup_django(var_dir)
     result = asyncio.run(run(args.quick))
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "core_calls.json").write_text(json.dumps(result, indent=2) + "\n")
+    save_result("core_calls", result)
     width = max(len(k) for k in result["figures"])
     print(f"\ncalls/s (median of {result['repeats']}), synchronous={result['synchronous']}")
     for k, v in result["figures"].items():

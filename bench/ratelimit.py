@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import tempfile
@@ -38,7 +37,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._common import machine, percentile, progress, rounded, versions  # noqa: E402
+from bench._common import (  # noqa: E402
+    machine,
+    percentile,
+    progress,
+    rounded,
+    save_result,
+    versions,
+)
 
 LIMIT = 50
 PERIOD = 1.0
@@ -336,9 +342,7 @@ def main() -> None:
         **rounded(measured),
         "ratios": rounded(_ratios(measured["results"]), 3),
     }
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ratelimit.json").write_text(json.dumps(result, indent=2) + "\n")
+    save_result("ratelimit", result)
     print(f"\n{LIMIT} per {PERIOD:g} s, one key, {CALLERS} concurrent callers")
     print(f"{'':22}{'decisions/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'max/window':>12}{'edges':>8}")
     for name, label in NAMES.items():

@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import PROTOCOL, emit, machine, percentile, progress, rounded, versions
+from _common import PROTOCOL, emit, machine, percentile, progress, rounded, save_result, versions
 from core_calls import object_calls, queue_baseline, setup_django
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -304,10 +304,8 @@ def main() -> None:
     started = time.monotonic()
     result = asyncio.run(run(args.quick, var))
     result["wall_time_s"] = time.monotonic() - started
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "scaling.json").write_text(json.dumps(rounded(result), indent=2) + "\n")
-    print(f"\nwall time {result['wall_time_s']:.1f} s; wrote {out / 'scaling.json'}")
+    path = save_result("scaling", rounded(result))
+    print(f"\nwall time {result['wall_time_s']:.1f} s; wrote {path}")
 
 
 if __name__ == "__main__":

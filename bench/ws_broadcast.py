@@ -44,7 +44,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import PROTOCOL, machine, percentile, progress, rounded, serve_commands
+from _common import PROTOCOL, machine, percentile, progress, rounded, save_result, serve_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -584,11 +584,9 @@ def main() -> None:
     started = time.monotonic()
     result = orchestrate(args.quick)
     result["wall_time_s"] = round(time.monotonic() - started, 1)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ws_broadcast.json").write_text(json.dumps(result, indent=2) + "\n")
+    path = save_result("ws_broadcast", result)
     print_table(result)
-    print(f"\nwall time {result['wall_time_s']} s; wrote {out / 'ws_broadcast.json'}")
+    print(f"\nwall time {result['wall_time_s']} s; wrote {path}")
 
 
 if __name__ == "__main__":
