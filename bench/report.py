@@ -114,6 +114,55 @@ def ws_rows(r: dict) -> list[Row]:
     ]
 
 
+def ratelimit_rows(r: dict) -> list[Row]:
+    res = r["results"]
+    peer = res["django_ratelimit"]["saturating"]
+    rows = []
+    for name, label in (
+        ("ours_remote_owner", "owner in another process"),
+        ("ours_local_owner", "owner in-process"),
+    ):
+        ours = res[name]["saturating"]
+        rows.append(
+            (
+                f"rate-limit decisions, {r.get('callers')} callers ({label})",
+                f"{num(ours['decisions_per_s'], '/s')}, p50 {num(ours['p50_ms'])} ms, "
+                f"p99 {num(ours['p99_ms'])} ms",
+                f"django-ratelimit on Redis {num(peer['decisions_per_s'], '/s')}, "
+                f"p50 {num(peer['p50_ms'])} ms, p99 {num(peer['p99_ms'])} ms",
+                ratio(ours["decisions_per_s"], peer["decisions_per_s"]),
+                "throughput: higher is better",
+            )
+        )
+    limit = r["policy"]["limit"]
+    ours = res["ours_remote_owner"]["edge_bursts"]["max_admitted_in_any_window"]
+    theirs = res["django_ratelimit"]["edge_bursts"]["max_admitted_in_any_window"]
+    rows.append(
+        (
+            f"most admitted in any {r['policy']['period']:g} s window (limit {limit})",
+            str(ours),
+            f"django-ratelimit {theirs}",
+            ratio(ours, theirs),
+            "over-admission: ours never exceeds the limit",
+        )
+    )
+    return rows
+
+
+def collab_rows(r: dict) -> list[Row]:
+    d, ref = r["figures"]["durable"], r["figures"]["reference"]
+    editors = r["params"]["editors"]
+    return [
+        (
+            f"Yjs update propagation, {editors} editors, p50 / p99",
+            f"{num(d['p50_ms'])} / {num(d['p99_ms'])} ms",
+            f"pycrdt-websocket server {num(ref['p50_ms'])} / {num(ref['p99_ms'])} ms",
+            ratio(d["p50_ms"], ref["p50_ms"]),
+            "latency: lower is better",
+        )
+    ]
+
+
 def generic_rows(name: str, r: dict) -> list[Row]:
     rows = []
     for key, value in flatten(r.get("ratios", {})).items():
@@ -135,6 +184,8 @@ HEADLINES: dict[str, Callable[[dict], list[Row]]] = {
     "core_calls": core_rows,
     "cluster_calls": cluster_rows,
     "ws_broadcast": ws_rows,
+    "ratelimit": ratelimit_rows,
+    "collab": collab_rows,
 }
 
 
