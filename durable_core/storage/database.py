@@ -66,6 +66,12 @@ class ObjectDatabase:
         self.denied_reason: str | None = None
         self.write_guard: Callable[[], None] | None = None  # raises when writes are not allowed
         self._savepoint_seq = 0
+        # Whether this token claimed the file (stored fence < token, strictly): at
+        # activation, or, for a file not yet made then, at its first write. Until it
+        # has, a write claims rather than checks equality: after a lease store lost its
+        # counter, two hosts may hold the same token for an object with no file yet.
+        self.claimed = False
+        self._claim_pending = False  # claimed in the open transaction, not yet committed
 
     # -- opening -----------------------------------------------------------------
 
@@ -160,11 +166,13 @@ class ObjectDatabase:
         self.conn.execute(  # type: ignore[union-attr]
             "INSERT OR REPLACE INTO _do_meta(key, value) VALUES ('fence', ?)", (self.token,)
         )
+        self._claim_pending = True
 
     def check_fence(self) -> None:
-        """Raise StaleOwner unless the stored fence equals this token."""
+        """Raise StaleOwner unless the stored fence equals this token and this activation
+        claimed it (a file that appeared unclaimed was made by someone else meanwhile)."""
         stored = self.stored_fence()
-        if stored != self.token:
+        if stored != self.token or not self.claimed:
             exc = StaleOwner(f"storage fence is {stored}, this host holds token {self.token}")
             exc.stored_fence = stored or 0  # type: ignore[attr-defined]
             raise exc
@@ -195,7 +203,8 @@ class ObjectDatabase:
 
         The first write of a segment begins ``BEGIN IMMEDIATE`` and checks the fence
         under the write lock (DESIGN §4: checked in the same transaction that commits).
-        A file created by this write is claimed like an activation, at the record's floor.
+        The first write of an activation that found no file claims it like an
+        activation, at the record's floor, whoever made the file meanwhile.
         """
         if self.write_guard is not None:
             self.write_guard()
@@ -211,10 +220,10 @@ class ObjectDatabase:
                 raise StorageError(f"cannot begin a write: {exc}") from exc
             self.in_write_tx = True
             try:
-                if self.stored_fence() is None:  # the file was made by this write
-                    self._claim_fence(self.floor)
-                else:
+                if self.claimed:
                     self.check_fence()
+                else:
+                    self._claim_fence(self.floor)
             except BaseException:
                 self.rollback()
                 raise
@@ -258,12 +267,15 @@ class ObjectDatabase:
             raise _storage_error(exc) from exc
         finally:
             self.in_write_tx = False
+        if self._claim_pending:
+            self.claimed, self._claim_pending = True, False
 
     def rollback(self) -> None:
         """Abandon the segment's write transaction."""
         if self.conn is not None and self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
         self.in_write_tx = False
+        self._claim_pending = False
         self.turn_savepoint = False
 
     def savepoint(self) -> str:

@@ -59,3 +59,68 @@ async def test_a_live_host_is_not_declared_dead_right_after_redis_restarted_empt
     finally:
         await client.aclose()
         server.stop()
+
+
+def test_two_hosts_handed_the_same_token_before_the_file_exists_only_the_first_writes(
+    tmp_path,
+):
+    """Found by the 3-minute chaos run's audit ("token 1 used by processes [8396,
+    21163]"): a register was first activated with token 1 and only read (no file yet),
+    then Redis restarted empty and another host was handed token 1 again. Activation of
+    an object without a file does not touch storage, and the first write of an
+    activation claimed the fence only when it made the file; on a file another holder of
+    the same token had made meanwhile it only checked stored == token, which passes. So
+    both hosts could commit under token 1 (DESIGN §4: "two hosts can be handed the same
+    token, and only the first may activate"). Every activation must claim strictly once,
+    whether at activation or at its first write."""
+    from durable_core.exceptions import StaleOwner
+    from durable_core.storage import ObjectStorage
+    from durable_core.storage.database import ObjectDatabase
+
+    path = tmp_path / "ab" / "obj.sqlite3"
+    first = ObjectDatabase(path, token=1)  # activated before the restart: no file
+    second = ObjectDatabase(path, token=1)  # the same token again after it: still no file
+    try:
+        for db, value in ((first, "first"), (second, "second")):
+            db.begin_turn()
+            ok = False
+            try:
+                if db is second:
+                    with pytest.raises(StaleOwner):
+                        ObjectStorage(db).put("k", value)
+                else:
+                    ObjectStorage(db).put("k", value)
+                    ok = True
+            finally:
+                db.end_turn(ok=ok)
+                db.commit() if ok else db.rollback()
+        assert ObjectStorage(first).get("k") == "first"
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_holder_of_the_same_token_that_never_wrote_cannot_answer_from_the_new_file(
+    tmp_path,
+):
+    """The read side of the same hole: the second holder of token 1 never wrote, and
+    the file the first holder made carries fence 1; the output gate's fence check of a
+    read-only segment (stored == token) passed, so it could answer from its own state."""
+    from durable_core.exceptions import StaleOwner
+    from durable_core.storage import ObjectStorage
+    from durable_core.storage.database import ObjectDatabase
+
+    path = tmp_path / "ab" / "obj.sqlite3"
+    first = ObjectDatabase(path, token=1)
+    second = ObjectDatabase(path, token=1)
+    try:
+        first.begin_turn()
+        ObjectStorage(first).put("k", "first")
+        first.end_turn(ok=True)
+        first.commit()
+        first.check_fence()  # the claimer answers
+        with pytest.raises(StaleOwner):
+            second.check_fence()
+    finally:
+        first.close()
+        second.close()
