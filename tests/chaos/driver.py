@@ -98,6 +98,7 @@ class ChaosRun:
         self.keys: dict[tuple[str, str], str] = {}  # (namespace, name) -> object key
         self.names_in_use: dict[str, str] = {}  # name -> namespace, recently used
         self.ws_checks: list[dict] = []
+        self.lease_anomalies: list[dict] = []  # fresh leases found gone at once
         self.load_before = os.getloadavg()
 
     # -- cluster ----------------------------------------------------------------------
@@ -352,17 +353,31 @@ class ChaosRun:
         owner_i, front_i, other_i = self.rng.sample(range(len(self.servers)), 3)
         fault.target = front_i
         owner, front, other = (self.servers[i] for i in (owner_i, front_i, other_i))
-        room = f"room{len(self.faults)}-{self.run_id}"
-        check: dict[str, Any] = {"room": room, "ok": False}
+        check: dict[str, Any] = {"ok": False}
         self.ws_checks.append(check)
-        fault.detail["room"] = room
         clients: list[_Socket] = []
         try:
-            await self._room_info(owner, room, timeout=10)  # first access: owner claims it
-            key = await self.object_key(ROOM, room)
-            lease = self.lease_of(key) if key else None
-            if lease is None or lease[0] != await self.host_id(owner):
-                check["problem"] = f"room not owned by the chosen owner: {lease}"
+            # First access makes the owner claim a fresh room. A room whose lease is not
+            # the owner's a moment later is noted (lease anomaly) and another one tried.
+            owner_id = await self.host_id(owner)
+            for attempt in range(3):
+                room = f"room{len(self.faults)}.{attempt}-{self.run_id}"
+                check["room"] = fault.detail["room"] = room
+                await self._room_info(owner, room, timeout=10)
+                key = await self.object_key(ROOM, room)
+                lease = self.lease_of(key) if key else None
+                if lease is not None and lease[0] == owner_id:
+                    break
+                self.lease_anomalies.append(
+                    {
+                        "room": room,
+                        "owner": owner_id,
+                        "lease_seen": lease,
+                        "at_s": round(time.monotonic() - self.t0, 2),
+                    }
+                )
+            else:
+                check["problem"] = "the owner did not keep a fresh room's lease 3 times"
                 return
             n = self.config.sockets_per_front
             for server, tag in ((front, "f"), (other, "o")):
@@ -538,9 +553,13 @@ class ChaosRun:
                 "violations": audit.violations[:20],
                 "late_emissions": audit.late_emissions,
             },
+            "lease_anomalies": self.lease_anomalies,
             "front_kill_checks": {
                 "run": len(self.ws_checks),
                 "passed": len(self.ws_checks) - len(ws_failed),
+                "sockets_seen_closed_after_s": [
+                    c["closed_after_s"] for c in self.ws_checks if "closed_after_s" in c
+                ],
                 "failed": ws_failed,
             },
             "fault_log": [
@@ -639,7 +658,8 @@ def format_summary(s: dict) -> str:
         f"({s['audit']['records']} records, {s['audit']['objects']} objects, "
         f"{s['audit']['tokens']} tokens; late emissions {s['audit']['late_emissions']})",
         f"front kills with sockets: {s['front_kill_checks']['passed']}/"
-        f"{s['front_kill_checks']['run']} passed",
+        f"{s['front_kill_checks']['run']} passed; fresh room leases found gone at once: "
+        f"{len(s['lease_anomalies'])}",
         f"verdict: {'VALID' if s['valid'] else 'VIOLATIONS FOUND'}   (workdir {s['workdir']})",
     ]
     for problem in s["registers"]["violations"] + s["ledgers"]["violations"]:
