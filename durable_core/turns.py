@@ -442,8 +442,10 @@ class ActiveObject(SocketEvents, AlarmEvents):
                 raise self._fenced
             if self.db.in_write_tx:
                 await self.host.before_commit(self)
-            elif self.db.conn is not None and pending:
-                # Read-only turns emit too: a stale activation must not answer (§4).
+            elif pending and (self.db.conn is not None or self.db.exists()):
+                # Read-only turns emit too: a stale activation must not answer (§4). An
+                # activation that found no file checks too once a file exists: someone
+                # holding the same token (a lease store that lost its counter) made it.
                 self.db.check_fence()
             if not self.lease.is_valid():
                 raise LeaseLost(f"{self.key}: lease lapsed before commit; retry")

@@ -193,3 +193,15 @@ class Migrating(DurableObject):
 
     async def ping(self) -> str:
         return "pong"
+
+
+class CachedCounter(DurableObject):
+    """Reads its storage once, in on_start; answers value() from memory."""
+
+    namespace = "tests.CachedCounter"
+
+    async def on_start(self) -> None:
+        self.n = self.storage.get("n", 0)
+
+    async def value(self) -> int:
+        return self.n

@@ -257,3 +257,29 @@ async def test_an_object_activated_from_inside_another_turn_may_write_in_on_star
     async with object_host(tmp_path / "o"):
         caller = stub("tests.Chain", "activator")
         assert await caller.call_other("tests.Migrating", "fresh") == "pong"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_reader_whose_file_was_made_by_another_holder_of_its_token_does_not_answer(
+    tmp_path,
+):
+    """An activation that found no file answers reads from memory (this object reads
+    its storage only in on_start); once another holder of the same token (a lease store
+    that lost its counter) has made the file, the output gate's fence check refuses that
+    stale answer and the retry reads the file."""
+    from durable_core.storage import ObjectStorage
+    from durable_core.storage.database import ObjectDatabase
+    from tests.core.storage_helpers import turn
+
+    async with object_host(tmp_path / "o") as host:
+        counter = get_namespace("tests.CachedCounter").get_by_name("same-token")
+        assert await counter.value() == 0  # active, no file yet
+        active = host.active[counter.id.key]
+        other = ObjectDatabase(active.db.path, active.lease.token)
+        try:
+            with turn(other):
+                ObjectStorage(other).put("n", 5)
+        finally:
+            other.close()
+        assert await counter.value() == 5
+        assert host.active[counter.id.key] is not active, "the stale activation kept serving"
