@@ -17,6 +17,9 @@ DEFAULTS: dict[str, Any] = {
     # Coordination: no Redis URL means embedded mode (one process, in-process leases).
     "REDIS_URL": None,
     "KEY_PREFIX": "durable",
+    # Redis connections per process; a command waits for a free one (up to 10 s) rather
+    # than failing when a burst (a thousand sockets connecting) needs more.
+    "REDIS_MAX_CONNECTIONS": 128,
     # Where per-object SQLite files live; default VAR_DIR/objects.
     "STORAGE_DIR": None,
     # File holding the ID MAC key; default VAR_DIR/id_key. "ID_KEY" (hex) wins if set.

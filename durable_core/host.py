@@ -454,12 +454,15 @@ def make_redis_client(url: str | None = None):
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    return aioredis.from_url(
+    pool = aioredis.BlockingConnectionPool.from_url(
         url or get_setting("REDIS_URL"),
+        max_connections=int(get_setting("REDIS_MAX_CONNECTIONS")),
+        timeout=10,  # wait for a free connection; redis-py's default pool raises at 100
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
         health_check_interval=10,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 def get_host() -> ObjectHost | None:
