@@ -10,8 +10,10 @@ input, so the number of series stays bounded.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter as _Tally
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import REGISTRY, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
@@ -75,13 +77,19 @@ _EVICTION_REASONS = {
 
 def turn_finished(namespace: str, kind: str, failed: bool, seconds: float) -> None:
     """One turn ended (``kind``: call, alarm, ws, inspect)."""
-    TURNS.labels(namespace, kind, "error" if failed else "ok").inc()
-    TURN_SECONDS.labels(namespace).observe(seconds)
+    _child(TURNS, namespace, kind, "error" if failed else "ok").inc()
+    _child(TURN_SECONDS, namespace).observe(seconds)
 
 
 def call_routed(local: bool, kind: str) -> None:
     """The router sent one attempt of a call or event (here, or to another host)."""
-    CALLS.labels("local" if local else "remote", kind).inc()
+    _child(CALLS, "local" if local else "remote", kind).inc()
+
+
+@functools.lru_cache(maxsize=4096)
+def _child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once: these run on every turn and call."""
+    return metric.labels(*labels)
 
 
 def evicted(reason: str) -> None:
