@@ -256,7 +256,7 @@ def series(name: str, curve: dict) -> tuple[str, str, dict[str, list[tuple[float
                 "RSS per active object": [
                     (p["objects"], p["rss_per_active_object_bytes"] / 1024) for p in pts
                 ],
-                "RSS per idle object": [
+                "RSS not returned after eviction (allocator pages, upper bound)": [
                     (p["objects"], p["rss_per_idle_object_bytes"] / 1024) for p in pts
                 ],
                 "disk per idle object": [
