@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 from django.http import HttpRequest, JsonResponse
@@ -24,6 +25,8 @@ APPS = [
     ("iot", "Device twins", "/devices/", "Desired, reported and delta state, offline alarms."),
 ]
 
+logger = logging.getLogger(__name__)
+
 
 async def home(request: HttpRequest):
     """The four reference apps with live figures, and a live counter."""
@@ -43,6 +46,7 @@ async def app_figures() -> list[dict]:
         live = await alive_figures()
         available = True
     except Exception:  # the home page renders even when Redis or the database is down
+        logger.warning("home page figures unavailable", exc_info=True)
         namespaces, live, available = [], {"sockets": {}, "socket_objects": {}}, False
     cards = []
     for label, title, url, blurb in APPS:

@@ -53,5 +53,7 @@ class RuntimeDatabaseThread:
         from asgiref.sync import SyncToAsync
 
         SyncToAsync.context_to_thread_executor.pop(self._key, None)
-        self._key._exited = True  # calls from tasks that outlived the host fail loudly
+        # Deliberately asgiref's own flag (asgiref 3.x, as its ThreadSensitiveContext
+        # sets it on exit): calls from tasks that outlived the host then fail loudly.
+        self._key._exited = True
         self._executor.shutdown(wait=False)

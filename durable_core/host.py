@@ -153,16 +153,18 @@ class ObjectHost:
             return_exceptions=True,
         )
         await cancel_and_wait(self._tasks)
-        await self._flush_activity()
-        if self.registry is not None:
-            await self.registry.stop()
-        if self.transport is not None:
-            await self.transport.stop()
-        await self.lease_store.close()
-        self.db_thread.close()
-        if self._dir_lock is not None:
-            self._dir_lock.release()
-        self.running = False
+        try:
+            await self._flush_activity()
+            if self.registry is not None:
+                await self.registry.stop()
+            if self.transport is not None:
+                await self.transport.stop()
+            await self.lease_store.close()
+        finally:  # whatever failed above, the thread and the directory lock are freed
+            self.db_thread.close()
+            if self._dir_lock is not None:
+                self._dir_lock.release()
+            self.running = False
         logger.info("object host %s stopped", self.host_id)
 
     # -- delivery ----------------------------------------------------------------------
@@ -457,7 +459,10 @@ def make_redis_client(url: str | None = None):
     pool = aioredis.BlockingConnectionPool.from_url(
         url or get_setting("REDIS_URL"),
         max_connections=int(get_setting("REDIS_MAX_CONNECTIONS")),
-        timeout=10,  # wait for a free connection; redis-py's default pool raises at 100
+        # Wait for a free connection (redis-py's default pool raises at 100), but not
+        # so long that a lease renewal queued behind a burst lapses: it fails and the
+        # next renewal round tries again within the TTL.
+        timeout=float(get_setting("LEASE_TTL")) / 4,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
         health_check_interval=10,

@@ -9,8 +9,10 @@ object only; delete storage and fire-alarm-now go through the owner and activate
 object if needed, so the fence guards them like any other write.
 
 Every read is bounded: key-value entries and table rows come in keyset pages (after a
-key, after a rowid), listings of records use the ``(namespace, object_id)`` index, and
-lease holders of a page come from one pipelined Redis round trip.
+key, after a rowid), counts stop at ``COUNT_CAP`` (an inspection runs on the owner's
+event loop, so it must not scan a huge table), listings of records use the
+``(namespace, object_id)`` index, and lease holders of a page come from one pipelined
+Redis round trip.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import Count, Q, Subquery
 
 from .conf import get_storage_dir, is_cluster_mode
-from .exceptions import InvalidArgument, NoHostError, ObjectNotActive
+from .exceptions import InvalidArgument, NoHostError, ObjectNotActive, StorageError
 from .ids import ObjectId
 from .models import ObjectRecord
 from .storage.files import object_path
@@ -50,6 +52,7 @@ OBJECTS_PAGE = 50
 OBJECTS_PAGE_MAX = 500
 MAX_TABLES = 50
 MAX_SOCKETS_LISTED = 100
+COUNT_CAP = 100_000  # rows counted per table (and sockets read for tags) at most
 MAX_CELL_CHARS = 2000  # longer strings and blobs are cut in pages (the full value stays)
 MAX_VALUE_CHARS = 4096  # longer key-value JSON texts are shown as a cut string
 
@@ -137,7 +140,7 @@ def read_storage(conn: sqlite3.Connection | None, options: dict[str, Any]) -> di
     # Key-value entries: a keyset page over the primary key, never an OFFSET.
     kv_after, kv_limit = options.get("kv_after"), options.get("kv_limit", KV_PAGE)
     if kv_after is None:
-        storage["keys"] = conn.execute("SELECT count(*) FROM _do_kv").fetchone()[0]
+        storage["keys"], storage["keys_capped"] = _capped_count(conn, "_do_kv")
         rows = conn.execute(
             "SELECT key, value FROM _do_kv ORDER BY key LIMIT ?", (kv_limit + 1,)
         ).fetchall()
@@ -163,9 +166,9 @@ def read_storage(conn: sqlite3.Connection | None, options: dict[str, Any]) -> di
         "SELECT ws_id, front, tags, attachment FROM _do_sockets ORDER BY ws_id LIMIT ?",
         (MAX_SOCKETS_LISTED,),
     ).fetchall()
-    count = conn.execute("SELECT count(*) FROM _do_sockets").fetchone()[0]
-    tags: Counter[str] = Counter()
-    for (tag_list,) in conn.execute("SELECT tags FROM _do_sockets"):
+    count, _ = _capped_count(conn, "_do_sockets")
+    tags: Counter[str] = Counter()  # from the first COUNT_CAP sockets
+    for (tag_list,) in conn.execute("SELECT tags FROM _do_sockets LIMIT ?", (COUNT_CAP,)):
         tags.update(json.loads(tag_list))
     websockets = {
         "count": count,
@@ -183,6 +186,15 @@ def read_storage(conn: sqlite3.Connection | None, options: dict[str, Any]) -> di
         "fence": None if fence is None else int(fence),
         "websockets": websockets,
     }
+
+
+def _capped_count(conn: sqlite3.Connection, table: str) -> tuple[int, bool]:
+    """Rows of ``table`` counted up to ``COUNT_CAP`` (and whether it has more): an
+    inspection runs on the owner's loop and must not scan a huge table."""
+    (count,) = conn.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT ?)", (COUNT_CAP + 1,)
+    ).fetchone()
+    return min(count, COUNT_CAP), count > COUNT_CAP
 
 
 def _read_tables(conn: sqlite3.Connection, options: dict[str, Any]) -> list[dict[str, Any]]:
@@ -204,13 +216,14 @@ def _read_tables(conn: sqlite3.Connection, options: dict[str, Any]) -> list[dict
             {"name": col[1], "type": col[2], "notnull": bool(col[3]), "pk": bool(col[5])}
             for col in conn.execute(f"PRAGMA table_info({quoted})")
         ]
-        count = conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
+        count, capped = _capped_count(conn, quoted)
         after = options.get("rows_after") if options.get("table") == name else None
         rows, next_cursor = _page_rows(conn, quoted, after, limit)
         tables.append(
             {
                 "name": name,
                 "rows": count,
+                "rows_capped": capped,
                 "columns": columns,
                 "page": {"after": after, "rows": rows, "next": next_cursor},
             }
@@ -247,11 +260,14 @@ def _read_snapshot_sync(object_id: ObjectId, options: dict[str, Any]) -> dict[st
     if not path.exists():
         return read_storage(None, options)
     # mode=ro: nothing is written, no checkpoint runs; WAL readers see a committed state.
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2)
     try:
-        return read_storage(conn, options)
-    finally:
-        conn.close()
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=2)
+        try:
+            return read_storage(conn, options)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:  # deleted meanwhile, or locked past the timeout
+        raise StorageError(f"cannot read the object's file: {exc}") from exc
 
 
 _read_snapshot = sync_to_async(_read_snapshot_sync, thread_sensitive=False)

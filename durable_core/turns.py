@@ -442,7 +442,9 @@ class ActiveObject(SocketEvents, AlarmEvents):
                 raise self._fenced
             if self.db.in_write_tx:
                 await self.host.before_commit(self)
-            elif pending and (self.db.conn is not None or self.db.exists()):
+            elif pending and (
+                self.db.conn is not None or (not self.db.claimed and self.db.exists())
+            ):
                 # Read-only turns emit too: a stale activation must not answer (§4). An
                 # activation that found no file checks too once a file exists: someone
                 # holding the same token (a lease store that lost its counter) made it.
@@ -451,8 +453,10 @@ class ActiveObject(SocketEvents, AlarmEvents):
                 raise LeaseLost(f"{self.key}: lease lapsed before commit; retry")
             self.db.commit()
         except (StaleOwner, LeaseLost) as exc:
-            refused = metrics.FENCE_REJECTIONS if isinstance(exc, StaleOwner) else None
-            (refused or metrics.LEASE_LOSSES).inc()
+            if isinstance(exc, StaleOwner):
+                metrics.FENCE_REJECTIONS.inc()
+            else:
+                metrics.LEASE_LOSSES.inc()
             self.db.rollback()
             self.outbox.clear()
             logger.warning("%s refused to commit: %s", self.key, exc)

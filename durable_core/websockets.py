@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,8 @@ from .exceptions import (
 
 if TYPE_CHECKING:
     from .turns import ActiveObject
+
+logger = logging.getLogger(__name__)
 
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 256
@@ -277,15 +280,27 @@ class SocketEvents:
         raise MethodNotFound(f"unknown WebSocket event {event.method!r}")
 
     async def _call_close_handler(self, ws: WebSocket, code: int, reason: str, clean: bool):
-        if code in ERROR_CLOSE_CODES:
+        on_error = getattr(self.instance, "on_websocket_error", None)
+        if code in ERROR_CLOSE_CODES and on_error is not None:
             # A socket that failed (dropped, or closed for a protocol violation or an
             # overload) is reported as an error first, then closed like any other.
-            on_error = getattr(self.instance, "on_websocket_error", None)
-            if on_error is not None:
-                await on_error(ws, WebSocketError(code, reason))
-        handler = getattr(self.instance, "on_websocket_close", None)
-        if handler is not None:
-            await handler(ws, code, reason, clean)
+            await self._run_socket_handler(on_error, ws, WebSocketError(code, reason))
+        on_close = getattr(self.instance, "on_websocket_close", None)
+        if on_close is not None:
+            await self._run_socket_handler(on_close, ws, code, reason, clean)
+
+    async def _run_socket_handler(self, handler: Any, ws: WebSocket, *args: Any) -> None:
+        """Run a close or error handler in a savepoint of its own: if it raises, its
+        writes are undone and the error logged, but the socket is gone all the same (its
+        record was removed in this turn) and the other handler still runs."""
+        name = self.db.savepoint()
+        try:
+            await handler(ws, *args)
+        except Exception:
+            self.db.release_savepoint(name, ok=False)
+            logger.exception("%s: %s of socket %s raised", self.key, handler.__name__, ws.id)
+        else:
+            self.db.release_savepoint(name, ok=True)
 
     def accept_websocket(self, ws: WebSocket, tags: list[str] | tuple[str, ...] = ()) -> None:
         """Accept the connecting socket ``ws`` (only during ``on_websocket_connect``)."""

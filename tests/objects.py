@@ -165,6 +165,8 @@ class Sockets(DurableObject):
     async def on_websocket_error(self, ws, error) -> None:
         errors = self.storage.get("errors", [])
         self.storage.put("errors", [*errors, [ws.id, error.code, type(error).__name__]])
+        if ws.id.startswith("raise"):
+            raise RuntimeError("the error handler failed")
 
     async def state(self) -> dict:
         return {

@@ -124,8 +124,8 @@ async def patch_twin(request: HttpRequest, device_id: str) -> JsonResponse:
 
 @router.delete("/{device_id}/twin", summary="Delete the twin (the version count continues)")
 async def delete_twin(request: HttpRequest, device_id: str) -> HttpResponse:
-    if not await _stub(device_id).delete_twin():
-        raise ApiError(404, "not_found", f"device {device_id} has no twin")
+    """204 whether or not a twin was there: DELETE is idempotent (CONTRACT: → 204)."""
+    await _stub(device_id).delete_twin()
     return HttpResponse(status=204)
 
 

@@ -41,10 +41,20 @@ async def wait_served(server, name: str, text, timeout: float = 20) -> dict:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         body = (await asyncio.to_thread(server.get, f"/api/documents/{name}")).body
-        if body["text"] == (text() if callable(text) else text):
+        expected = text() if callable(text) else text
+        if body["text"] == expected:
             return body
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"server text {body['text']!r} != {text!r}")
+            served = body["text"]
+            first = next(
+                (i for i, (x, y) in enumerate(zip(served, expected, strict=False)) if x != y),
+                min(len(served), len(expected)),
+            )
+            raise AssertionError(
+                f"server text ({len(served)} chars, version {body.get('version')}) differs "
+                f"from the editor's ({len(expected)} chars) from index {first}: "
+                f"server {served[first : first + 40]!r}, editor {expected[first : first + 40]!r}"
+            )
         await asyncio.sleep(0.1)
 
 

@@ -74,6 +74,18 @@ async def test_failed_sockets_are_reported_as_errors_before_their_close(tmp_path
         assert [c[0] for c in state["closed"]] == ["ok", "away", "big"]
 
 
+async def test_a_raising_error_handler_is_undone_and_the_close_handler_still_runs(tmp_path):
+    async with object_host(tmp_path / "o") as host:
+        room = get_namespace("tests.Sockets").get_by_name("raising")
+        assert (await connect(room, "raise-1", host.host_id))["accepted"] is True
+        close = json.dumps({"ws": "raise-1", "code": 1006, "reason": "", "clean": False})
+        await get_router().send_event(room.id, "close", close, lifecycle=True)
+        state = await room.state()
+        assert state["sockets"] == []  # the socket is gone whatever the handlers did
+        assert state["errors"] == []  # the raising handler's own write was undone
+        assert state["closed"] == [["raise-1", 1006, False]]  # and the close handler ran
+
+
 async def test_tag_and_attachment_limits(tmp_path):
     async with object_host(tmp_path / "o") as host:
         room = get_namespace("tests.Sockets").get_by_name("limits")
