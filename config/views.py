@@ -12,9 +12,8 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import Router
 
 from durable_core.exceptions import DurableError
-from durable_core.registry import get_namespace
+from durable_core.registry import ADDRESS_NAME_RE, get_namespace
 
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 # The four reference apps on the home page: namespace prefix (app label), page, blurb.
@@ -115,7 +114,7 @@ async def counter_increment(request: HttpRequest, name: str):
 
 
 async def _counter(request: HttpRequest, name: str, *, post: bool) -> JsonResponse:
-    if not _NAME.fullmatch(name):
+    if not ADDRESS_NAME_RE.fullmatch(name):
         return _error(404, "not_found", "counter names are 1-64 chars of [A-Za-z0-9_-]")
     stub = get_namespace("demo.Counter").get_by_name(name)
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from .exceptions import NamespaceNotFound
+from .exceptions import InvalidObjectId, NamespaceNotFound
 from .ids import ObjectId
 
 if TYPE_CHECKING:
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from .stubs import ObjectStub
 
 NAMESPACE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+")
+# Public addresses of objects (chat rooms, documents, devices): a name, or an object ID.
+ADDRESS_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ADDRESS_ID_RE = re.compile(r"[0-9A-Fa-f]{64}")
 
 _classes: dict[str, type[DurableObject]] = {}
 duplicates: list[tuple[str, type, type]] = []  # reported by system check E002
@@ -74,6 +77,21 @@ class Namespace:
     def get_by_name(self, name: str) -> ObjectStub:
         """A stub for the object named ``name``."""
         return self.get(self.id_from_name(name))
+
+    def resolve(self, address: object) -> ObjectStub:
+        """The object a public address names. A 64-hex address (any case) is always an
+        object ID, never a name: one that is not an ID of this namespace names nothing.
+        Anything else is a name of 1-64 characters of ``[A-Za-z0-9_-]``.
+
+        Raises InvalidObjectId for an address that names no object of this namespace.
+        """
+        if not isinstance(address, str):
+            raise InvalidObjectId("an address is a string")
+        if ADDRESS_ID_RE.fullmatch(address):
+            return self.get(self.id_from_string(address))
+        if not ADDRESS_NAME_RE.fullmatch(address):
+            raise InvalidObjectId("names are 1-64 characters of A-Z, a-z, 0-9, _ and -")
+        return self.get_by_name(address)
 
     def __repr__(self) -> str:
         return f"<Namespace {self.name}>"

@@ -6,16 +6,13 @@ valid ID of ``chat.Room`` is not found, and never falls back to being a name.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from durable_core.exceptions import InvalidObjectId
-from durable_core.registry import get_namespace
+from durable_core.registry import ADDRESS_ID_RE, ADDRESS_NAME_RE, get_namespace
 from durable_core.stubs import ObjectStub
 
 NAMESPACE = "chat.Room"
-ROOM_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-ROOM_ID = re.compile(r"[0-9A-Fa-f]{64}")
 
 
 class RoomNotFound(LookupError):
@@ -33,16 +30,11 @@ class RoomRef:
 
 def get_room(room: str) -> RoomRef:
     """Resolve ``room`` (a name, or a private room's ID); raises RoomNotFound."""
-    namespace = get_namespace(NAMESPACE)
-    if ROOM_ID.fullmatch(room):
-        try:
-            object_id = namespace.id_from_string(room)
-        except InvalidObjectId:
-            raise RoomNotFound("no such room") from None
-        return RoomRef(room, True, namespace.get(object_id))
-    if ROOM_NAME.fullmatch(room):
-        return RoomRef(room, False, namespace.get_by_name(room))
-    raise RoomNotFound("room names are 1-64 characters of A-Z, a-z, 0-9, _ and -")
+    try:
+        stub = get_namespace(NAMESPACE).resolve(room)
+    except InvalidObjectId as exc:
+        raise RoomNotFound(f"no such room: {exc}") from None
+    return RoomRef(room, bool(ADDRESS_ID_RE.fullmatch(room)), stub)
 
 
 def new_private_room() -> str:
@@ -67,5 +59,5 @@ async def aget_active_rooms(limit: int = 20) -> list[dict]:
     return [
         {"room": r["name"], "last_active": r["last_active"].timestamp()}
         async for r in records
-        if ROOM_NAME.fullmatch(r["name"])
+        if ADDRESS_NAME_RE.fullmatch(r["name"])
     ]

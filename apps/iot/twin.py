@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
+
+from durable_core.registry import ADDRESS_ID_RE, ADDRESS_NAME_RE
 
 MAX_DEPTH = 6  # levels of objects/arrays inside desired or reported
 MAX_DOCUMENT_BYTES = 8 * 1024  # desired + reported, compact JSON
 MAX_CLIENT_TOKEN_BYTES = 64
 SECTIONS = ("desired", "reported")
 
-DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+DEVICE_ID_RE = ADDRESS_NAME_RE
 # Any 64-hex id is read as an object ID, uppercase too (as chat rooms): an uppercase one
 # is never a valid ID, so it names no device instead of becoming a name.
-HEX_ID_RE = re.compile(r"[0-9a-fA-F]{64}")
+HEX_ID_RE = ADDRESS_ID_RE
 
 
 class TwinError(ValueError):

@@ -297,3 +297,14 @@ def test_unknown_namespace_raises_namespace_not_found():
         get_namespace("tests.NoSuchThing")
     with pytest.raises(LookupError):
         get_namespace("nope")
+
+
+def test_resolve_reads_64_hex_as_an_id_and_anything_else_as_a_name():
+    counters = get_namespace("demo.Counter")
+    assert counters.resolve("lobby").id == counters.id_from_name("lobby")
+    made = counters.new_unique_id()
+    assert counters.resolve(made.hex).id == made
+    foreign = get_namespace("tests.Counter").new_unique_id().hex
+    for bad in (foreign, foreign.upper(), "", "a" * 65, "a/b", "é", None):
+        with pytest.raises(InvalidObjectId):
+            counters.resolve(bad)
