@@ -74,12 +74,21 @@ def save_result(name: str, result: dict) -> Any:
     return path
 
 
-def versions(*extra: str) -> dict:
-    """Versions of Python, SQLite and the packages a figure depends on."""
+def versions(*extra: str, redis_url: str | None = None) -> dict:
+    """Versions of Python, SQLite, the packages a figure depends on and, given its URL,
+    the redis-server it ran against."""
     import importlib.metadata
     import sqlite3
 
     found = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+    if redis_url is not None:
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        try:
+            found["redis-server"] = client.info("server")["redis_version"]
+        finally:
+            client.close()
     for package in ("django", "channels", "daphne", "channels-redis", "redis", *extra):
         try:
             found[package] = importlib.metadata.version(package)

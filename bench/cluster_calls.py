@@ -37,10 +37,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.metadata
 import json
 import os
-import platform
 import re
 import select
 import shutil
@@ -64,6 +62,7 @@ from _common import (
     rounded,
     save_result,
     serve_commands,
+    versions,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -654,23 +653,6 @@ def can_unshare_uts() -> bool:
     return done.returncode == 0
 
 
-def versions(redis_url: str) -> dict:
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        server = client.info("server")["redis_version"]
-    finally:
-        client.close()
-    out = {"python": platform.python_version(), "redis-server": server}
-    for package in ("redis", "hiredis", "channels", "channels_redis", "Django"):
-        try:
-            out[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            out[package] = None
-    return out
-
-
 def build_result(raw: dict, failover: dict, params: dict, meta: dict) -> dict:
     calls = {label: {c: median_of(runs) for c, runs in per.items()} for label, per in raw.items()}
     floor = calls["floor/echo"]
@@ -769,7 +751,7 @@ def print_table(result: dict) -> None:
         f"\n{result['date']}, {result['mode']} run, {machine['cpus']} CPUs, load average "
         f"{' -> '.join(f'{x:.2f}' for x in machine['load_average_1min_start_end'])}; "
         f"Python {v['python']}, redis-server {v['redis-server']}, redis-py {v['redis']}, "
-        f"channels {v['channels']}, channels_redis {v['channels_redis']}"
+        f"channels {v['channels']}, channels_redis {v['channels-redis']}"
     )
     print(
         f"Cross-process calls, median of {result['params']['repeats']} rounds "
@@ -853,7 +835,10 @@ def orchestrate(quick: bool, skip_failover: bool) -> dict:
         run = Run(work, redis_server.url)
         progress(f"redis-server on {redis_server.url}; work dir {work}")
         run.migrate()
-        meta = {"versions": versions(redis_server.url), "load": [os.getloadavg()[0]]}
+        meta = {
+            "versions": versions("hiredis", redis_url=redis_server.url),
+            "load": [os.getloadavg()[0]],
+        }
         if meta["load"][0] > 0.5:
             progress(f"note: load average {meta['load'][0]:.2f} before the run (not idle)")
         raw = measure_calls(run, params)

@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.metadata
 import json
 import os
-import platform
 import resource
 import secrets
 import shutil
@@ -44,7 +42,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import PROTOCOL, machine, percentile, progress, rounded, save_result, serve_commands
+from _common import (
+    PROTOCOL,
+    machine,
+    percentile,
+    progress,
+    rounded,
+    save_result,
+    serve_commands,
+    versions,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -309,32 +316,6 @@ def measure_sockets(
     return raw
 
 
-def versions(redis_url: str) -> dict:
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        server = client.info("server")["redis_version"]
-    finally:
-        client.close()
-    out = {"python": platform.python_version(), "redis-server": server}
-    for package in (
-        "redis",
-        "channels",
-        "channels_redis",
-        "daphne",
-        "autobahn",
-        "Twisted",
-        "websockets",
-        "Django",
-    ):
-        try:
-            out[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            out[package] = None
-    return out
-
-
 def start_systems(work: Path, redis_url: str, logs: Path) -> tuple[dict, list]:
     """Both systems' servers; returns the WebSocket URL of each server per system, and
     every process to stop at the end."""
@@ -417,7 +398,9 @@ def orchestrate(quick: bool) -> dict:
         redis_server.start()
         progress(f"redis-server on {redis_server.url}; work dir {work}")
         load = [os.getloadavg()[0]]
-        meta = {"versions": versions(redis_server.url)}
+        meta = {
+            "versions": versions("autobahn", "Twisted", "websockets", redis_url=redis_server.url)
+        }
         layout, processes = start_systems(work, redis_server.url, logs)
         progress(f"servers up; room owned by {layout['owner']}")
         raw: dict[str, list] = {}
@@ -538,7 +521,7 @@ def print_table(result: dict) -> None:
         f"\n{result['date']}, {result['mode']} run, {machine['cpus']} CPUs, load average "
         f"{' -> '.join(f'{x:.2f}' for x in machine['load_average_1min_start_end'])}; "
         f"Python {v['python']}, redis-server {v['redis-server']}, channels {v['channels']}, "
-        f"channels_redis {v['channels_redis']}, daphne {v['daphne']}"
+        f"channels_redis {v['channels-redis']}, daphne {v['daphne']}"
     )
     params = result["params"]
     print(

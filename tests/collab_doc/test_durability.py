@@ -32,7 +32,10 @@ async def make_updates(clients, count: int, seed: int) -> None:
     """``count`` updates spread over ``clients``, paced under the per-socket flood limit."""
     rng = random.Random(seed)
     share = count // len(clients)
-    await asyncio.gather(*(apply_ops(c, random_ops(rng, share), pause=0.012) for c in clients))
+    # apply_ops sleeps a uniform 0..pause after each edit: 15 ms on average, about 67
+    # updates/s per socket, under the front's flood limit of 100/s (bursts of 200). At
+    # pause=0.012 (6 ms, ~166/s) the editor was closed with 1013 now and then.
+    await asyncio.gather(*(apply_ops(c, random_ops(rng, share), pause=0.03) for c in clients))
 
 
 async def wait_served(server, name: str, text, timeout: float = 20) -> dict:
@@ -128,6 +131,7 @@ async def test_cluster_owner_kill9_keeps_every_update_and_resyncs_editors(tmp_pa
         await extra.connect(timeout=20)
         await make_updates([editor, extra], 750, seed=3)
         await extra.disconnect()
+        assert editor.connected, f"the editor was disconnected (close {editor.close_code})"
         await with_logs(wait_served(b, name, editor.get_text), hosts)
 
         a.kill9()
