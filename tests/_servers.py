@@ -8,6 +8,7 @@ file so that a failing assertion can show it. HTTP is plain ``urllib`` to 127.0.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -265,3 +267,18 @@ class CommandProcess(ManagedProcess):
 
     def send_signal(self, signum: int) -> None:
         os.kill(self.pid, signum)
+
+
+@contextlib.contextmanager
+def running_server(
+    directory: Path, env: dict[str, str] | None = None, settings: str = "config.settings"
+) -> Iterator[ServerProcess]:
+    """A migrated server of ``settings`` (the demo project by default) with its own
+    VAR_DIR under ``directory``, ready to serve for the block, then killed."""
+    var = directory / "var"
+    migrate(var, settings)
+    server = ServerProcess(var, directory / "server.log", settings=settings, env=env)
+    try:
+        yield server.run(30)
+    finally:
+        server.cleanup()

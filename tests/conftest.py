@@ -51,12 +51,7 @@ def browser():
 def demo_server(tmp_path):
     """The demo project (config.settings, embedded mode) served by a real
     ``manage.py runserver`` on a free loopback port, migrated, in its own VAR_DIR."""
-    from tests._servers import ServerProcess, migrate
+    from tests._servers import running_server
 
-    var = tmp_path / "demo-var"
-    migrate(var)
-    server = ServerProcess(var, tmp_path / "demo-server.log")
-    try:
-        yield server.run(30)
-    finally:
-        server.cleanup()
+    with running_server(tmp_path / "demo") as server:
+        yield server

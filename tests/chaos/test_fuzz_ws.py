@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests._servers import ServerProcess, http, migrate
+from tests._servers import ServerProcess, http, running_server
 
 from ._routes import sample_path
 
@@ -101,13 +101,8 @@ PRELUDES = {
 @pytest.fixture(scope="module")
 def ws_server(tmp_path_factory) -> ServerProcess:
     """One demo server (config.settings, embedded) for the module's tests."""
-    tmp = tmp_path_factory.mktemp("fuzz-ws")
-    migrate(tmp / "var")
-    server = ServerProcess(tmp / "var", tmp / "server.log")
-    try:
-        yield server.run(40)
-    finally:
-        server.cleanup()
+    with running_server(tmp_path_factory.mktemp("fuzz-ws")) as server:
+        yield server
 
 
 def _route_exists(path: str) -> bool:

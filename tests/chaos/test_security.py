@@ -19,7 +19,7 @@ from websockets.sync.client import connect
 
 from durable_core.exceptions import InvalidObjectId
 from durable_core.registry import get_namespace, get_registered_classes
-from tests._servers import ROOT, ServerProcess, http, migrate
+from tests._servers import ROOT, ServerProcess, http, running_server
 
 from ._routes import sample_path
 from ._staff import make_session
@@ -30,13 +30,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> ServerProcess:
     """The demo project (config.settings, embedded) on a free loopback port."""
-    tmp = tmp_path_factory.mktemp("security")
-    migrate(tmp / "var")
-    made = ServerProcess(tmp / "var", tmp / "server.log")
-    try:
-        yield made.run(40)
-    finally:
-        made.cleanup()
+    with running_server(tmp_path_factory.mktemp("security")) as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests._servers import ServerProcess, migrate
+from tests._servers import ServerProcess, migrate, running_server
 from tests.cluster.conftest import cluster, redis_server  # noqa: F401
 
 SETTINGS = "config.settings"
@@ -33,15 +33,6 @@ def start_server(
     """A migrated demo server with extra environment, ready to serve."""
     migrate(var, settings)
     return ServerProcess(var, log, settings=settings, env=env).run(30)
-
-
-@contextlib.contextmanager
-def running_server(tmp: Path, env: dict[str, str]) -> Iterator[ServerProcess]:
-    server = start_server(tmp / "var", tmp / "server.log", env)
-    try:
-        yield server
-    finally:
-        server.cleanup()
 
 
 @pytest.fixture(scope="session")

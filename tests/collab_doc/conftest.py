@@ -15,7 +15,7 @@ import pycrdt
 import pytest
 
 from apps.collab_doc.yclient import YClient
-from tests._servers import ROOT, ServerProcess, migrate
+from tests._servers import ROOT, ServerProcess, running_server
 
 FRONTEND = ROOT / "apps" / "collab_doc" / "frontend"
 NAMESPACE = "collab_doc.Document"
@@ -25,13 +25,8 @@ NAMESPACE = "collab_doc.Document"
 def doc_server(tmp_path_factory) -> Iterator[ServerProcess]:
     """One embedded demo server (config.settings) shared by a module's tests; each test
     uses its own document names."""
-    tmp = tmp_path_factory.mktemp("collab")
-    migrate(tmp / "var")
-    server = ServerProcess(tmp / "var", tmp / "server.log").run(30)
-    try:
+    with running_server(tmp_path_factory.mktemp("collab")) as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 def ws_url(server: ServerProcess, name: str) -> str:

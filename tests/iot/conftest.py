@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests._servers import ServerProcess, migrate
+from tests._servers import ServerProcess, running_server
 
 HEARTBEAT_TIMEOUT = 2.0
 
@@ -21,17 +21,9 @@ HEARTBEAT_TIMEOUT = 2.0
 @pytest.fixture(scope="module")
 def iot_server(tmp_path_factory) -> Iterator[ServerProcess]:
     """``manage.py runserver`` of config.settings (embedded), IOT_HEARTBEAT_TIMEOUT=2."""
-    base = tmp_path_factory.mktemp("iot")
-    migrate(base / "var")
-    server = ServerProcess(
-        base / "var",
-        base / "server.log",
-        env={"IOT_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT)},
-    )
-    try:
-        yield server.run(30)
-    finally:
-        server.cleanup()
+    env = {"IOT_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT)}
+    with running_server(tmp_path_factory.mktemp("iot"), env) as server:
+        yield server
 
 
 def ws_url(server: ServerProcess, device: str, watch: bool = False) -> str:

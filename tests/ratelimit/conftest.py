@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests._servers import ServerProcess, migrate
+from tests._servers import running_server
 from tests.cluster.conftest import cluster, redis_server  # noqa: F401
 
 # Short policies for server processes (RATELIMIT_POLICIES_JSON, read by config/settings.py).
@@ -25,11 +25,5 @@ POLICY_ENV = {"RATELIMIT_POLICIES_JSON": json.dumps(TEST_POLICIES)}
 @pytest.fixture(scope="module")
 def rl_server(tmp_path_factory):
     """One embedded demo server (config.settings) with the test policies, per module."""
-    tmp = tmp_path_factory.mktemp("rl-server")
-    var = tmp / "var"
-    migrate(var)
-    server = ServerProcess(var, tmp / "server.log", env=POLICY_ENV)
-    try:
-        yield server.run(30)
-    finally:
-        server.cleanup()
+    with running_server(tmp_path_factory.mktemp("rl-server"), POLICY_ENV) as server:
+        yield server
