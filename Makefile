@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 PORT ?= 8000
 FRONTEND := apps/collab_doc/frontend
 
-.PHONY: install run cluster test lint format bench bench-quick chaos
+.PHONY: install run cluster test lint format bench bench-quick chaos system-packages
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -25,7 +25,12 @@ cluster: install
 	$(PYTHON) manage.py demo_superuser
 	$(PYTHON) manage.py runcluster --port $(PORT)
 
-test: install $(FRONTEND)/node_modules/.installed
+# System packages the tests need (redis-server >= 7, chromium, fonts, node, npm), each
+# installed only when missing: as root or through sudo, else a message saying what to install.
+system-packages:
+	sh scripts/system-packages.sh
+
+test: install system-packages $(FRONTEND)/node_modules/.installed
 	$(PYTHON) -m pytest
 
 lint: install
@@ -45,7 +50,7 @@ bench-quick: install
 
 # The collaborative editor's browser bundle (committed, so `make run` needs no Node);
 # the interop tests drive stock yjs + y-websocket from the same node_modules.
-$(FRONTEND)/node_modules/.installed: $(FRONTEND)/package-lock.json
+$(FRONTEND)/node_modules/.installed: $(FRONTEND)/package-lock.json | system-packages
 	cd $(FRONTEND) && npm ci --no-audit --no-fund
 	touch $@
 

