@@ -43,3 +43,11 @@ async def metrics(request: HttpRequest) -> HttpResponse:
             return JsonResponse({"error": "forbidden", "message": "staff only"}, status=403)
     body, content_type = runtime_metrics.render()
     return HttpResponse(body, content_type=content_type)
+
+
+@csrf_exempt  # any method: the answer is the same JSON 404
+def api_not_found(request: HttpRequest) -> JsonResponse:
+    """Unknown routes under the API prefix: a JSON 404, never Django's HTML page."""
+    return JsonResponse(
+        {"error": "not_found", "message": f"no API route {request.path}"}, status=404
+    )

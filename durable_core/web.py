@@ -7,6 +7,7 @@ bodies, unknown routes and runtime errors into that shape, never into an HTML pa
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import math
@@ -171,29 +172,54 @@ def _in(address: str, networks: list) -> bool:
     return any(ip in network for network in networks)
 
 
+def as_json_error(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    """``response`` itself unless it is a non-JSON error answer (a 405 from a route's method
+    check, a CSRF refusal, Django's own 404/500 pages); then the contract's JSON error with
+    its status and headers such as ``Allow``."""
+    if response.status_code < 400 or response.get("Content-Type", "").startswith(
+        "application/json"
+    ):
+        return response
+    status = response.status_code
+    message = {
+        405: f"{request.method} is not allowed here (allowed: {response.get('Allow', '')})",
+        403: "forbidden (a staff API needs a session login and the CSRF token)",
+    }.get(status, f"{_CODES.get(status, 'error').replace('_', ' ')}")
+    converted = error_response(status, _CODES.get(status, "error"), message)
+    for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+        if header in response:
+            converted[header] = response[header]
+    return converted
+
+
+def json_errors(view: Any) -> Any:
+    """Decorator: a view (sync or async) whose error answers are all JSON (``as_json_error``);
+    ``durable_core.urls`` wraps its API with it, since a project adopting durable_core does
+    not have the demo's ``api_json_errors`` middleware."""
+    from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
+    if iscoroutinefunction(view):
+
+        async def async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            return as_json_error(request, await view(request, *args, **kwargs))
+
+        return functools.wraps(view)(markcoroutinefunction(async_view))
+
+    def sync_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return as_json_error(request, view(request, *args, **kwargs))
+
+    return functools.wraps(view)(sync_view)
+
+
 def api_json_errors(get_response: Any) -> Any:
-    """Middleware: an error answer under ``/api/`` that is not JSON (a 405 from a route's
-    method check, a CSRF refusal, Django's own 404/500 pages) becomes the contract's JSON
-    error, keeping its status and headers such as ``Allow``."""
+    """Middleware: every error answer under ``/api/`` is the contract's JSON error
+    (``as_json_error``)."""
     from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
     def convert(request: HttpRequest, response: HttpResponse) -> HttpResponse:
-        if (
-            response.status_code < 400
-            or not request.path.startswith("/api/")
-            or response.get("Content-Type", "").startswith("application/json")
-        ):
+        if not request.path.startswith("/api/"):
             return response
-        status = response.status_code
-        message = {
-            405: f"{request.method} is not allowed here (allowed: {response.get('Allow', '')})",
-            403: "forbidden (a staff API needs a session login and the CSRF token)",
-        }.get(status, f"{_CODES.get(status, 'error').replace('_', ' ')}")
-        converted = error_response(status, _CODES.get(status, "error"), message)
-        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
-            if header in response:
-                converted[header] = response[header]
-        return converted
+        return as_json_error(request, response)
 
     if iscoroutinefunction(get_response):
 
