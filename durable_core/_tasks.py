@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +28,19 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task | None], timeout: float =
         _done, pending = await asyncio.wait(pending, timeout=0.1)
     for task in pending:
         logger.warning("task %s did not stop within %.1f s", task.get_name(), timeout)
+
+
+async def run_to_completion(coro: Any) -> Any:
+    """Run ``coro`` so that cancelling the caller (a turn's time limit) cannot cut it
+    short: a commit is never left half done. The cancellation is re-raised afterwards."""
+    task = asyncio.ensure_future(coro)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
+        raise
 
 
 class RuntimeDatabaseThread:

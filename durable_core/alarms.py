@@ -20,7 +20,8 @@ from django.db.models import Q
 
 from . import metrics
 from ._tasks import cancel_and_wait
-from .events import internal_event
+from .events import Event, internal_event, settle
+from .exceptions import LeaseLost, StaleOwner, error_to_dict
 from .ids import ObjectId
 from .models import ObjectRecord
 from .objects import AlarmInfo
@@ -116,14 +117,58 @@ class AlarmScheduler:
 class AlarmEvents:
     """The alarm part of ``ActiveObject``: firing, retries with backoff, local timers."""
 
-    async def _fire_alarm(self) -> None:
+    async def _begin_alarm(self, event: Event) -> bool:
+        """Before a due alarm's handler runs: commit the turns before it, then commit
+        the retry that follows if this run fails (backoff from 2 s; after the last of
+        ``ALARM_MAX_RETRIES`` retries, none). A failed run is then simply rolled back
+        to that state: no bookkeeping after a failure can fail, and the count holds
+        even when the process dies mid-run. Returns False (and fails the event) when
+        these commits fail."""
+        self._alarm_attempt = None
+        error = await self._commit_segment()
+        if error is None:
+            try:
+                attempt = self._write_alarm_attempt()
+            except (StaleOwner, LeaseLost) as exc:
+                self._fenced = exc  # the commit below refuses and evicts
+                attempt = None
+            except Exception as exc:  # a full disk: nothing of it may commit
+                self.db.rollback()
+                return self._alarm_not_run(event, exc)
+            error = await self._commit_segment()
+            if error is None:
+                self._alarm_attempt = attempt
+        if error is not None:
+            return self._alarm_not_run(event, error)
+        return True
+
+    def _write_alarm_attempt(self) -> tuple[float, int] | None:
         scheduled = self.storage.get_alarm()
         if scheduled is None or scheduled > time.time() + 0.005:
+            return None  # an early or stale wake-up
+        retry = int(self.db.get_meta("alarm_retry") or 0)  # type: ignore[call-overload]
+        if retry >= ALARM_MAX_RETRIES:
+            self.db.set_meta("alarm", None)
+            self.db.set_meta("alarm_retry", None)
+        else:
+            self.db.set_meta("alarm", time.time() + ALARM_FIRST_BACKOFF * 2**retry)
+            self.db.set_meta("alarm_retry", retry + 1)
+        self.storage.alarm_changed = True
+        return scheduled, retry
+
+    def _alarm_not_run(self, event: Event, error: BaseException) -> bool:
+        logger.warning("alarm of %s not run: %s", self.key, error)
+        settle(event.future, ("err", error_to_dict(error)))
+        return False
+
+    async def _fire_alarm(self) -> None:
+        attempt = self._alarm_attempt  # set by _begin_alarm for this event
+        if attempt is None:
             self.storage.alarm_changed = True  # an early or stale wake-up: resync the index
             return
-        retry = int(self.db.get_meta("alarm_retry") or 0)  # type: ignore[call-overload]
+        scheduled, retry = attempt
         # Cleared first, inside the turn: the handler may set the next alarm, and a
-        # handler that raises rolls this back with everything else.
+        # handler that raises rolls this back to the retry committed before it ran.
         self.db.set_meta("alarm", None)
         self.db.set_meta("alarm_retry", None)
         self.storage.alarm_changed = True
@@ -133,21 +178,6 @@ class AlarmEvents:
             return
         metrics.alarm_fired(self.object_id.namespace, time.time() - scheduled)
         await handler(AlarmInfo(retry_count=retry, scheduled_time=scheduled))
-
-    def _schedule_alarm_retry(self) -> None:
-        """After a raising on_alarm was rolled back: count the retry and back off."""
-        retry = int(self.db.get_meta("alarm_retry") or 0) + 1  # type: ignore[call-overload]
-        self.db.begin_turn()
-        if retry > ALARM_MAX_RETRIES:
-            logger.error("%s: on_alarm failed %s times; alarm dropped", self.key, retry)
-            self.db.set_meta("alarm", None)
-            self.db.set_meta("alarm_retry", None)
-        else:
-            delay = ALARM_FIRST_BACKOFF * 2 ** (retry - 1)
-            self.db.set_meta("alarm", time.time() + delay)
-            self.db.set_meta("alarm_retry", retry)
-        self.db.end_turn(ok=True)
-        self.storage.alarm_changed = True
 
     def _schedule_alarm_timer(self, when: float | None) -> None:
         if self._alarm_timer is not None:

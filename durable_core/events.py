@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -42,10 +43,25 @@ class TurnState:
     """The running turn, visible to code it calls through a context variable."""
 
     active: ActiveObject
+    event: Event | None = None
     holds_gate: bool = False  # after re-entering from an open gate, the turn owns the gate
+    has_gate: bool = False  # the turn holds the input gate right now
     gate_open: bool = False
     user_code_ran: bool = False  # errors before it (bad method, bad args) need no reset
+    wrote: bool = False  # an earlier segment of the turn (before an open gate) wrote
+    destroy: bool = False  # ctx.destroy() was called: honoured only if the turn succeeds
+    calls_made: int = 0  # calls to other objects so far (their call ids derive from it)
     outbox: list[tuple[str, str, dict]] = field(default_factory=list)  # (front, ws id, frame)
+
+    def nested_call_id(self, target: str, method: str) -> str | None:
+        """A call id for the turn's next call to another object, derived from this turn's
+        own call id: a retried turn re-sends its calls under the same ids, so the callee
+        recognises them (DESIGN §3.7). None when this turn has no call id."""
+        if self.event is None or not self.event.call_id:
+            return None
+        self.calls_made += 1
+        seed = f"{self.event.call_id}|{target}|{method}|{self.calls_made}"
+        return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
 def get_current_turn() -> TurnState | None:

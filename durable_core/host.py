@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
-from . import audit, metrics, records
+from . import audit, failpoints, metrics, records
 from ._tasks import RuntimeDatabaseThread, cancel_and_wait
 from .alarms import AlarmScheduler, aclear_alarm_index, aset_alarm_index
 from .conf import get_setting, get_storage_dir
@@ -28,7 +28,7 @@ from .exceptions import HostUnavailable, LeaseLost, NotOwner, ObjectNotActive, S
 from .ids import ObjectId
 from .leases.base import Lease, LeaseHolder, LeaseStore
 from .registry import get_object_class
-from .storage.database import ObjectDatabase
+from .storage.database import ObjectDatabase, ObjectTombstoned
 from .storage.files import (
     OpenStoreCache,
     StorageDirLock,
@@ -36,7 +36,7 @@ from .storage.files import (
     raise_nofile_limit,
     remove_object_files,
 )
-from .turns import ActiveObject, Event
+from .turns import ActiveObject, Event, Phase
 
 if TYPE_CHECKING:
     from .hosts import HostRegistry
@@ -109,7 +109,7 @@ class ObjectHost:
         self.running = False
         self.stopping = False
         self._ready = asyncio.Event()
-        self._activating: dict[str, asyncio.Future] = {}
+        self._activating: dict[str, asyncio.Task] = {}
         self._dir_lock = StorageDirLock(self.storage_dir) if lock_storage_dir else None
         self._tasks: list[asyncio.Task] = []
         self._activity: dict[str, ActiveObject] = {}
@@ -142,16 +142,26 @@ class ObjectHost:
         self._ready.set()
         logger.info("object host %s started (storage %s)", self.host_id, self.storage_dir)
 
-    async def stop(self) -> None:
-        """Graceful shutdown: drain mailboxes, commit, release every lease."""
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """Graceful shutdown: drain mailboxes, commit, release every lease.
+
+        Leases stay renewed while objects drain. What is still queued after
+        ``drain_timeout`` (default: one lease TTL) fails with a retryable error, so a
+        stop never outlasts the drain by more than the running turns.
+        """
         if not self.running:
             return
         self.stopping = True
         await self.alarms.stop()
-        await asyncio.gather(
-            *(obj.evict("host shutdown") for obj in list(self.active.values())),
-            return_exceptions=True,
-        )
+        evictions = [obj.evict("host shutdown") for obj in list(self.active.values())]
+        if evictions:
+            budget = self.settings.lease_ttl if drain_timeout is None else drain_timeout
+            _done, late = await asyncio.wait(evictions, timeout=budget)
+            if late:
+                logger.warning("%s objects still draining at the deadline", len(late))
+                for obj in list(self.active.values()):
+                    obj.abandon(HostUnavailable(f"host {self.host_id} shut down; retry"))
+                await asyncio.wait(late, timeout=self.settings.turn_timeout)
         await cancel_and_wait(self._tasks)
         try:
             await self._flush_activity()
@@ -187,37 +197,41 @@ class ObjectHost:
                 active = await self._activate(object_id)
             if active.closing:
                 await active.closed.wait()
+                if self.active.get(object_id.key) is active:
+                    del self.active[object_id.key]  # never route to a closed activation
                 continue
             active.enqueue(event)
             return
 
     async def _activate(self, object_id: ObjectId) -> ActiveObject:
+        """Activate once for every caller waiting on the same object: the activation
+        runs in its own task, so a caller that is cancelled cancels only its wait."""
         key = object_id.key
-        pending = self._activating.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        fut = asyncio.get_running_loop().create_future()
-        self._activating[key] = fut
-        try:
-            active = await self._activate_new(object_id)
-        except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # retrieved: waiters re-raise it themselves
-            raise
-        else:
-            fut.set_result(active)
-            return active
-        finally:
+        task = self._activating.get(key)
+        if task is None:
+            task = asyncio.create_task(
+                self._activate_new(object_id), name=f"durable:activate:{key}"
+            )
+            self._activating[key] = task
+            task.add_done_callback(self._activation_done)
+        return await asyncio.shield(task)
+
+    def _activation_done(self, task: asyncio.Task) -> None:
+        key = task.get_name().removeprefix("durable:activate:")
+        if self._activating.get(key) is task:
             del self._activating[key]
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter re-raises it itself
 
     async def _activate_new(self, object_id: ObjectId) -> ActiveObject:
         object_class = get_object_class(object_id.namespace)
         key = object_id.key
         for _attempt in range(_ACTIVATION_ATTEMPTS):
             lease = await self.lease_store.acquire(key, self.host_id)
-            if isinstance(lease, LeaseHolder) and await self._is_dead(lease.host_id):
-                # Its owner died (pid gone here, or heartbeat lapsed): take the lease now
-                # rather than after its TTL; the higher token keeps the fence in force.
+            if isinstance(lease, LeaseHolder) and await self._is_proven_dead(lease.host_id):
+                # Its owner's process is gone (seen on this machine): take the lease now
+                # rather than after its TTL; the higher token keeps the fence in force. A
+                # lapsed heartbeat is no proof: its holder may be paused, so we wait.
                 lease = await self.lease_store.take_over(key, lease, self.host_id)
             if isinstance(lease, LeaseHolder):
                 raise NotOwner(f"{key} is owned by {lease.host_id}")
@@ -230,21 +244,26 @@ class ObjectHost:
                 cache=self.stores,
             )
             try:
-                await self._claim_storage(object_id, db)
+                await self._claim_storage(object_id, db, lease)
             except StaleOwner as exc:
                 metrics.FENCE_REJECTIONS.inc()
                 # The lease store forgot tokens (a restart, an embedded process): push its
                 # counter above the stored fence and take a fresh, higher token.
                 db.close()
-                await self.lease_store.release(lease)
+                await self._release_quietly(lease)
                 await self.lease_store.raise_fence(key, getattr(exc, "stored_fence", 0))
                 continue
+            except BaseException:  # a storage or database error, or a cancellation
+                db.close()
+                await self._release_quietly(lease)
+                raise
             active = ActiveObject(self, object_id, object_class, lease, db)
             try:
                 await active.start()
             except BaseException:
-                db.close()
-                await self.lease_store.release(lease)
+                # One way out for every failure: the eviction closes the storage, fails
+                # whatever queued, releases the lease and marks the activation closed.
+                await asyncio.shield(active.evict("activation failed"))
                 raise
             self.active[key] = active
             metrics.ACTIVATIONS.labels(object_id.namespace).inc()
@@ -252,8 +271,20 @@ class ObjectHost:
             return active
         raise StaleOwner(f"{key}: could not obtain a token above the stored fence")
 
-    async def _is_dead(self, host_id: str) -> bool:
-        return self.registry is not None and bool(host_id) and await self.registry.is_dead(host_id)
+    async def _is_proven_dead(self, host_id: str) -> bool:
+        return (
+            self.registry is not None
+            and bool(host_id)
+            and await self.registry.is_proven_dead(host_id)
+        )
+
+    async def _release_quietly(self, lease: Lease) -> None:
+        """Release a lease; if the store is unreachable it lapses at its TTL instead."""
+        try:
+            failpoints.check("host.release")
+            await self.lease_store.release(lease)
+        except Exception as exc:
+            logger.warning("lease of %s not released (it lapses): %s", lease.key, exc)
 
     def describe(self) -> dict:
         """What the heartbeat publishes about this host: its object count, and per
@@ -262,12 +293,21 @@ class ObjectHost:
 
         return {"objects": len(self.active), **local_figures(self)}
 
-    async def _claim_storage(self, object_id: ObjectId, db: ObjectDatabase) -> None:
+    async def _claim_storage(self, object_id: ObjectId, db: ObjectDatabase, lease: Lease) -> None:
         """Fence check at activation (DESIGN §4); a file not yet made is claimed on its
-        first write, at the floor kept in the object's record."""
+        first write, at the floor kept in the object's record. A destroyed file (its
+        tombstone committed, its removal cut short) is finished off here."""
+        failpoints.check("host.claim")
         if db.exists():
             started = time.monotonic() if audit.ENABLED else 0.0
-            await db.activate()
+            try:
+                await db.activate()
+            except ObjectTombstoned as dead:
+                db.close()
+                await records.amark_deleted(object_id, dead.token)
+                if lease.is_valid():
+                    remove_object_files(db.path)
+                raise StaleOwner(f"{object_id.key}: removed a destroyed file; retry") from None
             if audit.ENABLED:
                 audit.claim(object_id.key, db.token, started, time.monotonic())
             return
@@ -277,21 +317,32 @@ class ObjectHost:
             exc.stored_fence = db.floor  # type: ignore[attr-defined]
             raise exc
 
-    async def object_closed(self, active: ActiveObject, *, destroy: bool) -> None:
-        """Called by an evicted object after its storage closed."""
+    async def object_closed(self, active: ActiveObject) -> None:
+        """Called by an evicted object after its storage closed: forget it, release."""
         if self.active.get(active.key) is active:
             del self.active[active.key]
-        if destroy:
-            remove_object_files(active.db.path)
-            await records.amark_deleted(active.object_id, active.lease.token)
-        await self.lease_store.release(active.lease)
+        failpoints.check("host.object_closed")
+        await self._release_quietly(active.lease)
+
+    async def object_destroyed(self, active: ActiveObject) -> None:
+        """After a destroy's tombstone committed: the record says deleted (unless a newer
+        owner recorded itself meanwhile), its alarm index is cleared, the floor kept."""
+        await records.amark_deleted(active.object_id, active.lease.token)
 
     # -- commit hooks (called by turns) ---------------------------------------------------
 
-    async def before_commit(self, active: ActiveObject) -> None:
-        """Durable side records that must exist before a commit: record and alarm index."""
+    async def before_commit(self, active: ActiveObject, *, destroying: bool = False) -> None:
+        """Durable side records that must exist before a commit: record and alarm index.
+
+        A destroy first raises the record's fence floor to its token (harmless if the
+        commit then fails): once the file is gone, the floor still refuses older owners.
+        """
+        if destroying:
+            await records.araise_fence_floor(active.object_id, active.lease.token)
+            return
         if not active.has_record:
             await records.aensure_record(active.object_id, active.lease.token)
+            active.db.set_meta("recorded", 1)
             active.has_record = True
         if active.storage.alarm_changed:
             alarm = active.storage.get_alarm()
@@ -376,19 +427,27 @@ class ObjectHost:
         interval = self.settings.lease_ttl / 3
         while True:
             await asyncio.sleep(interval)
-            leases: list[Lease] = [a.lease for a in self.active.values() if not a.closing]
-            if not leases:
-                continue
-            try:
-                renewed = {id(lease) for lease in await self.lease_store.renew(leases)}
-            except Exception:
-                logger.exception("lease renewal failed; leases run out at their deadline")
-                continue
-            for active in list(self.active.values()):
-                if id(active.lease) not in renewed and not active.closing:
-                    logger.warning("lease of %s lost", active.key)
-                    metrics.LEASE_LOSSES.inc()
-                    active.evict("lease lost", LeaseLost(f"{active.key}: lease lost; retry"))
+            await self.renew_once()
+
+    async def renew_once(self) -> None:
+        """Renew every lease of a running or draining object in one batch; objects whose
+        lease the store no longer holds are evicted. Only objects of this round's
+        snapshot are judged: one activated during the round trip is not in it."""
+        snapshot = [(a, a.lease) for a in self.active.values() if a.phase is not Phase.CLOSED]
+        if not snapshot:
+            return
+        try:
+            failpoints.check("host.renew")
+            leases = await self.lease_store.renew([lease for _active, lease in snapshot])
+            renewed = {id(lease) for lease in leases}
+        except Exception:
+            logger.exception("lease renewal failed; leases run out at their deadline")
+            return
+        for active, lease in snapshot:
+            if id(lease) not in renewed and active.phase is not Phase.CLOSED:
+                logger.warning("lease of %s lost", active.key)
+                metrics.LEASE_LOSSES.inc()
+                active.evict("lease lost", LeaseLost(f"{active.key}: lease lost; retry"))
 
     async def _housekeeping_loop(self) -> None:
         idle = self.settings.idle_timeout

@@ -128,6 +128,17 @@ class HostRegistry:
         # notices it only at its next beat, so look now before calling anyone dead.
         return not await self._notice_restart()
 
+    async def is_proven_dead(self, host_id: str) -> bool:
+        """True only when ``host_id`` ran on this machine and its pid is gone: proof
+        enough to take its leases before they expire. A lapsed heartbeat is not: the
+        host may be paused or cut off, and still believe it holds its leases."""
+        node, pid = parse_host_id(host_id)
+        return node == self.node and bool(pid) and not pid_is_running(pid)
+
+    def in_grace(self) -> bool:
+        """True during the grace period after Redis restarted (no death by heartbeat)."""
+        return time.monotonic() < self._grace_until
+
     async def _notice_restart(self) -> bool:
         """Ask Redis for its run_id now; see ``_note_run_id``."""
         return self._note_run_id((await self.client.info("server")).get("run_id"))
@@ -171,6 +182,8 @@ class HostRegistry:
         only paused that it was declared dead, so it closes its sockets (1012).
         """
         claimed: list[tuple[str, str]] = []
+        if self.in_grace() or await self._notice_restart():
+            return claimed  # Redis restarted: heartbeats are missing, not hosts
         for entry in await self.list_hosts():
             front = entry["id"]
             if entry["alive"] or front == self.host_id:

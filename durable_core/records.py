@@ -22,25 +22,51 @@ async def aget_fence_floor(object_id: ObjectId) -> int:
     return floor or 0
 
 
-async def aensure_record(object_id: ObjectId, token: int) -> None:
-    """Create (or revive) the record before the reply to the object's first write leaves."""
-    await ObjectRecord.objects.aupdate_or_create(
-        namespace=object_id.namespace,
-        object_id=object_id.hex,
-        defaults={"deleted": False, "last_active": timezone.now()},
-        create_defaults={"name": object_id.name or "", "fence_floor": token},
-    )
+@sync_to_async
+def aensure_record(object_id: ObjectId, token: int) -> None:
+    """Create (or revive) the record before the reply to the object's first write
+    leaves; its fence floor rises to ``token`` (a destroy by an older owner that
+    finishes late then leaves this record alone)."""
+    with transaction.atomic():
+        record = _locked(object_id)
+        if record is None:
+            ObjectRecord.objects.create(
+                namespace=object_id.namespace,
+                object_id=object_id.hex,
+                name=object_id.name or "",
+                fence_floor=token,
+                last_active=timezone.now(),
+            )
+            return
+        record.fence_floor = max(record.fence_floor, token)
+        record.deleted = False
+        record.last_active = timezone.now()
+        record.save(update_fields=["fence_floor", "deleted", "last_active"])
+
+
+@sync_to_async
+def araise_fence_floor(object_id: ObjectId, token: int) -> None:
+    """Raise the record's fence floor to ``token`` (before a destroy commits)."""
+    with transaction.atomic():
+        record = _locked(object_id)
+        if record is None:
+            ObjectRecord.objects.create(
+                namespace=object_id.namespace,
+                object_id=object_id.hex,
+                name=object_id.name or "",
+                fence_floor=token,
+            )
+        elif record.fence_floor < token:
+            record.fence_floor = token
+            record.save(update_fields=["fence_floor"])
 
 
 @sync_to_async
 def amark_deleted(object_id: ObjectId, token: int) -> None:
-    """After the file is gone: keep the record as a fence floor, clear its alarm."""
+    """After a destroy by ``token`` committed: keep the record as a fence floor, clear
+    its alarm. Nothing changes when a newer owner (a higher floor) recorded itself."""
     with transaction.atomic():
-        record = (
-            ObjectRecord.objects.select_for_update()
-            .filter(namespace=object_id.namespace, object_id=object_id.hex)
-            .first()
-        )
+        record = _locked(object_id)
         if record is None:
             ObjectRecord.objects.create(
                 namespace=object_id.namespace,
@@ -50,12 +76,22 @@ def amark_deleted(object_id: ObjectId, token: int) -> None:
                 deleted=True,
             )
             return
-        record.fence_floor = max(record.fence_floor, token)
+        if record.fence_floor > token:
+            return  # recreated by a newer owner since
+        record.fence_floor = token
         record.deleted = True
         record.alarm_at = None
         record.alarm_claim_until = None
         record.storage_bytes = 0
         record.save()
+
+
+def _locked(object_id: ObjectId) -> ObjectRecord | None:
+    return (
+        ObjectRecord.objects.select_for_update()
+        .filter(namespace=object_id.namespace, object_id=object_id.hex)
+        .first()
+    )
 
 
 @sync_to_async

@@ -88,12 +88,20 @@ class Router:
         """
         payload = encode_json([list(args), kwargs], "call arguments")
         turn = get_current_turn()
+        retry = call_id is not None  # a caller-given id may name an attempt that ran
+        if turn is not None and call_id is None:
+            # A turn's calls take ids derived from its own: when the turn is retried,
+            # its calls are recognised by their callees instead of applied twice.
+            call_id = turn.nested_call_id(object_id.key, method)
+            retry = call_id is not None and bool(turn.event and turn.event.retry)
         if turn is not None and not turn.gate_open:
             # A call to another object opens the caller's gate (Cloudflare's rule), so
             # A→B→A completes and crossing chains A→B / B→A never deadlock.
             async with turn.active.open_gate():
-                return await self._send(object_id, "call", method, payload, timeout, call_id)
-        return await self._send(object_id, "call", method, payload, timeout, call_id)
+                return await self._send(
+                    object_id, "call", method, payload, timeout, call_id, retry=retry
+                )
+        return await self._send(object_id, "call", method, payload, timeout, call_id, retry=retry)
 
     async def send_event(
         self, object_id: ObjectId, method: str, payload: str, *, lifecycle: bool = False
@@ -125,6 +133,7 @@ class Router:
         call_id: str | None = None,
         *,
         lifecycle: bool = False,
+        retry: bool | None = None,
     ) -> Any:
         host = self.host
         if host is None and not is_cluster_mode():
@@ -135,7 +144,8 @@ class Router:
             )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + (timeout or float(get_setting("CALL_TIMEOUT")))
-        retry = call_id is not None  # a caller-given id may name an attempt that ran
+        if retry is None:
+            retry = call_id is not None  # a caller-given id may name an attempt that ran
         call_id = call_id or uuid.uuid4().hex
         attempt = 0
         while True:
@@ -346,7 +356,9 @@ class Router:
 
             get_front().deliver(message)
         elif kind == "durable.call" and self.host is not None:
-            reply_key = message.get("reply_key", "")
+            # Attempts are known by object and key: the same call id (an Idempotency-Key
+            # a client reuses) sent to another object is another call.
+            reply_key = _serving_key(message)
             if reply_key in self._serving_keys:
                 return  # a copy of an attempt still being served
             served = self._served.get(reply_key)
@@ -371,29 +383,41 @@ class Router:
         try:
             await self._serve_remote_call(message)
         finally:
-            self._serving_keys.discard(message.get("reply_key", ""))
+            self._serving_keys.discard(_serving_key(message))
 
     async def _serve_remote_call(self, message: dict[str, Any]) -> None:
         object_id = ObjectId(message["namespace"], message["id"], message.get("name"))
-        status, body = await self._deliver_local(
-            object_id,
-            message["kind"],
-            message["method"],
-            message["payload"],
-            message["call_id"],
-            bool(message.get("retry")),
-            bool(message.get("lifecycle")),
-        )
+        # Bounded like the caller's own wait: an attempt never occupies the owner forever.
+        limit = float(get_setting("CALL_TIMEOUT")) + float(get_setting("TURN_TIMEOUT"))
+        try:
+            async with asyncio.timeout(limit):
+                status, body = await self._deliver_local(
+                    object_id,
+                    message["kind"],
+                    message["method"],
+                    message["payload"],
+                    message["call_id"],
+                    bool(message.get("retry")),
+                    bool(message.get("lifecycle")),
+                )
+        except TimeoutError:
+            error = CallTimeout(f"{object_id.key}: no result within {limit:.0f} s")
+            status, body = "err", error.to_dict()
         reply = {
             "type": "durable.reply",
             "reply_key": message["reply_key"],
             "status": status,
             "body": body,
         }
-        self._served[message["reply_key"]] = reply
+        self._served[_serving_key(message)] = reply
         if len(self._served) > _SERVED_CACHE:
             self._served.popitem(last=False)
         await self._send_quietly(message["reply_to"], reply)
+
+
+def _serving_key(message: dict[str, Any]) -> str:
+    """How an owner knows an attempt: its object and its reply key."""
+    return f"{message.get('namespace')}:{message.get('id')}|{message.get('reply_key', '')}"
 
 
 class _PendingCall:

@@ -292,8 +292,10 @@ class SocketEvents:
     async def _run_socket_handler(self, handler: Any, ws: WebSocket, *args: Any) -> None:
         """Run a close or error handler in a savepoint of its own: if it raises, its
         writes are undone and the error logged, but the socket is gone all the same (its
-        record was removed in this turn) and the other handler still runs."""
-        name = self.db.savepoint()
+        record was removed in this turn) and the other handler still runs. A handler
+        that awaited another object committed at that gate: what it wrote before is
+        kept, and only what came after is undone."""
+        name = self.db.savepoint(runtime=True)
         try:
             await handler(ws, *args)
         except Exception:

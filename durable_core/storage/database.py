@@ -10,13 +10,15 @@ in-memory state believes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import StaleOwner, StorageError, StorageLimitExceeded
+from .. import failpoints
+from ..exceptions import ObjectReset, StaleOwner, StorageError, StorageLimitExceeded
 
 if TYPE_CHECKING:
     from .files import OpenStoreCache
@@ -24,6 +26,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RESERVED_PREFIX = "_do_"
+
+
+class ObjectTombstoned(Exception):
+    """The file was destroyed by the holder of ``token`` (DESIGN §5): it is dead and
+    must be removed, never claimed. Internal to activation."""
+
+    def __init__(self, token: int) -> None:
+        super().__init__(f"object storage was destroyed by token {token}")
+        self.token = token
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS _do_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -66,6 +78,11 @@ class ObjectDatabase:
         self.denied_reason: str | None = None
         self.write_guard: Callable[[], None] | None = None  # raises when writes are not allowed
         self._savepoint_seq = 0
+        # Open ``storage.transaction()`` savepoints, and the commit count they belong to:
+        # a commit (at an open gate) ends every savepoint of the segment.
+        self._user_savepoints: list[str] = []
+        self.commits = 0
+        self.retired = False  # closed for good: this activation ended
         # Whether this token claimed the file (stored fence < token, strictly): at
         # activation, or, for a file not yet made then, at its first write. Until it
         # has, a write claims rather than checks equality: after a lease store lost its
@@ -83,6 +100,8 @@ class ObjectDatabase:
         """Open the connection (idempotent); the file must exist or is created here."""
         if self.conn is not None:
             return self.conn
+        if self.retired:
+            raise ObjectReset("this activation of the object has ended; retry")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves. timeout=0: never sleep
         # the event loop on a lock; callers retry asynchronously (DESIGN §5).
@@ -109,8 +128,10 @@ class ObjectDatabase:
             self._cache.touch(self)
         return conn
 
-    def close(self) -> None:
-        """Close the connection, rolling back anything uncommitted."""
+    def close(self, *, retire: bool = False) -> None:
+        """Close the connection, rolling back anything uncommitted; ``retire``: for good
+        (the activation ended, nothing may reopen it)."""
+        self.retired = self.retired or retire
         if self.conn is None:
             return
         if self.in_write_tx:
@@ -157,6 +178,11 @@ class ObjectDatabase:
             raise
 
     def _claim_fence(self, floor: int) -> None:
+        destroyed = self.conn.execute(  # type: ignore[union-attr]
+            "SELECT value FROM _do_meta WHERE key='destroyed'"
+        ).fetchone()
+        if destroyed is not None:
+            raise ObjectTombstoned(int(destroyed[0]))
         stored = self.stored_fence()
         current = max(stored or 0, floor)
         if current >= self.token:
@@ -204,7 +230,9 @@ class ObjectDatabase:
         The first write of a segment begins ``BEGIN IMMEDIATE`` and checks the fence
         under the write lock (DESIGN §4: checked in the same transaction that commits).
         The first write of an activation that found no file claims it like an
-        activation, at the record's floor, whoever made the file meanwhile.
+        activation, at the record's floor, but only while the file has no fence at all:
+        a file another owner made and committed to meanwhile is theirs (StaleOwner, and
+        the activation starts over on what they wrote).
         """
         if self.write_guard is not None:
             self.write_guard()
@@ -223,6 +251,14 @@ class ObjectDatabase:
                 if self.claimed:
                     self.check_fence()
                 else:
+                    stored = self.stored_fence()
+                    if stored is not None:
+                        exc = StaleOwner(
+                            f"storage fence {stored} was set by another owner after this "
+                            "activation found no file"
+                        )
+                        exc.stored_fence = stored  # type: ignore[attr-defined]
+                        raise exc
                     self._claim_fence(self.floor)
             except BaseException:
                 self.rollback()
@@ -251,6 +287,7 @@ class ObjectDatabase:
         self.turn_active = False
         self.turn_savepoint = False
         self.turn_wrote = False
+        self._user_savepoints.clear()  # released or undone with the turn's savepoint
         return wrote
 
     def commit(self) -> None:
@@ -261,12 +298,15 @@ class ObjectDatabase:
             self.rollback()
             raise StorageError("the write transaction was undone by an error; nothing committed")
         try:
+            failpoints.check("storage.commit")
             self.conn.execute("COMMIT")  # type: ignore[union-attr]
         except sqlite3.OperationalError as exc:
             self.rollback()
             raise _storage_error(exc) from exc
         finally:
             self.in_write_tx = False
+            self._user_savepoints.clear()
+        self.commits += 1
         if self._claim_pending:
             self.claimed, self._claim_pending = True, False
 
@@ -277,20 +317,66 @@ class ObjectDatabase:
         self.in_write_tx = False
         self._claim_pending = False
         self.turn_savepoint = False
+        self._user_savepoints.clear()
 
-    def savepoint(self) -> str:
-        """Open a nested savepoint for ``storage.transaction()``; returns its name."""
+    def savepoint(self, *, runtime: bool = False) -> str:
+        """Open a nested savepoint for ``storage.transaction()``; returns its name.
+
+        A ``runtime`` savepoint (around a socket handler, which may await other objects)
+        may end with a commit at an open gate; a user's may not (``in_savepoint``).
+        """
         self.ensure_writable()
         self._savepoint_seq += 1
-        name = f"_do_user_{self._savepoint_seq}"
+        name = f"_do_{'rt' if runtime else 'user'}_{self._savepoint_seq}"
         self.conn.execute(f"SAVEPOINT {name}")  # type: ignore[union-attr]
+        self._user_savepoints.append(name)
         return name
 
-    def release_savepoint(self, name: str, ok: bool) -> None:
-        """Close a savepoint from ``savepoint()``, undoing it when ``ok`` is false."""
-        if not ok:
-            self.conn.execute(f"ROLLBACK TO {name}")  # type: ignore[union-attr]
-        self.conn.execute(f"RELEASE {name}")  # type: ignore[union-attr]
+    @property
+    def in_savepoint(self) -> bool:
+        """True while a user's ``savepoint()`` of the current segment is open."""
+        return any(name.startswith("_do_user_") for name in self._user_savepoints)
+
+    def release_savepoint(self, name: str, ok: bool) -> bool:
+        """Close a savepoint from ``savepoint()``, undoing it when ``ok`` is false.
+
+        Returns False when the savepoint no longer exists: the segment committed (the
+        turn awaited another object) or was rolled back meanwhile, so there is nothing
+        left to keep or undo here.
+        """
+        if name not in self._user_savepoints or self.transaction_lost:
+            return False
+        del self._user_savepoints[self._user_savepoints.index(name) :]
+        try:
+            if not ok:
+                self.conn.execute(f"ROLLBACK TO {name}")  # type: ignore[union-attr]
+            self.conn.execute(f"RELEASE {name}")  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            raise _storage_error(exc) from exc
+        return True
+
+    # -- destroy ---------------------------------------------------------------------
+
+    def mark_destroyed(self) -> bool:
+        """Write the tombstone into the segment's transaction (DESIGN §5): it commits
+        with the turn that destroyed the object, fenced like any commit. Anyone who
+        later opens the file, even through a handle opened before it was unlinked, finds
+        the tombstone and never claims it. False when there is no file to destroy."""
+        if self.conn is None and not self.path.exists():
+            return False
+        conn = self.ensure_writable()  # BEGIN IMMEDIATE and the fence check (or claim)
+        failpoints.check("storage.destroy")
+        conn.execute(
+            "INSERT OR REPLACE INTO _do_meta(key, value) VALUES ('destroyed', ?)", (self.token,)
+        )
+        return True
+
+    def fold_wal(self) -> None:
+        """Copy the WAL into the main file, so that removing the files in any order
+        cannot bring back an earlier state."""
+        if self.conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def write(self, sql: str, params: Any = (), *, many: bool = False) -> sqlite3.Cursor:
         """Run a runtime write in the current segment; SQLite errors become StorageError."""
