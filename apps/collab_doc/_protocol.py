@@ -147,6 +147,25 @@ def parse_state_vector(data: bytes) -> dict[int, int]:
     return vector
 
 
+def holds_unknown(diff: bytes, state: dict[int, int]) -> bool:
+    """True when ``diff`` (an update minus a document's state vector, from
+    ``pycrdt.get_update(update, state_vector)``) still holds structs, or deletes a
+    range the document does not know (clock past ``state``): the update is not a
+    duplicate. A diff is a v1 update: ``varUint`` number of clients with structs, then
+    the delete set, ``varUint n`` then per client ``client, count, (clock, len)*count``.
+    """
+    reader = _Reader(diff)
+    if reader.var_uint():
+        return True
+    for _ in range(reader.var_uint()):
+        client = reader.var_uint()
+        for _ in range(reader.var_uint()):
+            clock, length = reader.var_uint(), reader.var_uint()
+            if clock + length > state.get(client, 0):
+                return True
+    return False
+
+
 def check_update(update: bytes) -> None:
     """Decode a Yjs v1 update completely (pycrdt/yrs) without applying it."""
     if update == EMPTY_UPDATE:

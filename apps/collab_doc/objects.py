@@ -49,7 +49,10 @@ MAX_MESSAGE_BYTES = MAX_DOCUMENT_BYTES + 1024  # one client frame (checked by th
 MAX_AWARENESS_BYTES = 64 * 1024  # one awareness message (a reply to a query lists everyone)
 MAX_AWARENESS_STATE_BYTES = 4 * 1024  # one client's state
 MAX_AWARENESS_CLIENTS = 512  # states kept per document
-MAX_OWNED_CLIENTS = 16  # awareness ids attributed to one socket
+MAX_OWNED_CLIENTS = 16  # awareness ids one socket may introduce (its tabs, over BroadcastChannel)
+# Clocks of clients that left, kept so that a late, older state cannot bring a cursor
+# back (y-protocols keeps them forever; we keep the newest ones only, issue 16 §1).
+MAX_REMOVED_CLOCKS = 1024
 
 # Close codes of the object (it may use 1000 and 3000-4999): 4000 + the RFC 6455 code.
 CLOSE_INVALID = 4007  # the update could not be applied
@@ -84,9 +87,13 @@ class Document(DurableObject):
         self.tail_rows = 0
         self.tail_bytes = 0
         self._schema_ready = False
-        # Awareness: client id -> clock (kept after removal, as y-protocols does), state.
+        # Awareness, bounded whatever clients send (issue 16 §1): a state is kept only
+        # for a client some socket introduced (at most MAX_OWNED_CLIENTS per socket,
+        # MAX_AWARENESS_CLIENTS per document), so every state goes when its socket does;
+        # clocks are kept for those clients, and for the last MAX_REMOVED_CLOCKS that left.
         self.clocks: dict[int, int] = {}
         self.states: dict[int, str] = {}
+        self.removed_clocks: dict[int, int] = {}  # insertion order: oldest removal first
         self.owners: dict[int, str] = {}  # client id -> ws id of the socket that introduced it
         # No file means a document never written: reading it must not create one.
         if self.storage.database_size:
@@ -163,8 +170,9 @@ class Document(DurableObject):
         for client in gone:
             del self.owners[client]
             if self.states.pop(client, None) is not None:
-                self.clocks[client] = self.clocks.get(client, 0) + 1
-                removed.append(AwarenessEntry(client, self.clocks[client], "null"))
+                clock = self.clocks.pop(client, 0) + 1
+                self._forget(client, clock)
+                removed.append(AwarenessEntry(client, clock, "null"))
         if removed:
             self._broadcast(proto.awareness_message(removed), exclude=ws.id)
 
@@ -195,18 +203,24 @@ class Document(DurableObject):
             # which never saw this update (the instance is replaced after this turn).
             self.ctx.abort("an update failed to apply")
             raise ProtocolError(f"update not applicable: {exc}") from None
-        if not self._changes and not self._is_pending(update):
+        if not self._changes and not self._holds_unknown(update):
             return False  # a duplicate: nothing new to store or relay
+        # Changed the document, or waits for what it depends on (issue 16 §2: a tab's
+        # edit can arrive before the edit of another tab it builds on): either way it is
+        # stored exactly as received and relayed, so storage and the other editors hold
+        # it too and integrate it once the rest arrives.
         self._store(update)
         self._broadcast(proto.sync_update(update), exclude=sender)
         return True
 
-    def _is_pending(self, update: bytes) -> bool:
-        """True when the update holds structs the document could not integrate yet
-        (their dependencies are missing): yrs keeps them aside, and so must storage."""
-        wanted = proto.parse_state_vector(pycrdt.get_state(update))
-        have = proto.parse_state_vector(self.doc.get_state())
-        return any(clock > have.get(client, 0) for client, clock in wanted.items())
+    def _holds_unknown(self, update: bytes) -> bool:
+        """True when ``update`` holds something the document has not integrated: structs
+        past its state vector (pending on missing dependencies) or deletions of items it
+        does not know yet. Decided on the diff against the document's state vector, since
+        ``pycrdt.get_state(update)`` leaves out clients whose structs do not start at 0."""
+        have_state = self.doc.get_state()
+        missing = pycrdt.get_update(update, have_state)
+        return proto.holds_unknown(missing, proto.parse_state_vector(have_state))
 
     def _make_room_for(self, size: int) -> None:
         if self.snapshot_bytes + self.tail_bytes + size <= MAX_DOCUMENT_BYTES:
@@ -241,8 +255,9 @@ class Document(DurableObject):
         stored = [r["data"] for r in self.storage.sql.execute("SELECT data FROM doc_updates")]
         stored += [r["state"] for r in self.storage.sql.execute("SELECT state FROM doc_snapshot")]
         if stored:
+            # Keep what is still pending: Doc.get_update() holds integrated structs only.
             merged = pycrdt.merge_updates(*stored)
-            if self._is_pending(merged):
+            if self._holds_unknown(merged):
                 state = pycrdt.merge_updates(state, pycrdt.get_update(merged, self.doc.get_state()))
         self.storage.sql.execute(
             "INSERT OR REPLACE INTO doc_snapshot (id, state, version) VALUES (1, ?, ?)",
@@ -262,36 +277,54 @@ class Document(DurableObject):
 
     def _on_awareness(self, ws, entries: list[AwarenessEntry]) -> None:
         """Keep the newer states (y-protocols' clock rule) and relay only those: stock
-        clients echo every awareness change they receive, and the echoes stop here."""
+        clients echo every awareness change they receive, and the echoes stop here.
+
+        Nothing here grows with what a client invents: a removal of a client that has
+        no state changes nothing (not kept, not relayed), and a new client's state is
+        kept only while the sending socket and the document are under their caps."""
         changed = []
-        owned = [client for client, owner in self.owners.items() if owner == ws.id]
+        owned = {client for client, owner in self.owners.items() if owner == ws.id}
+        before = sorted(owned)
         for entry in entries:
             if len(entry.state_json) > MAX_AWARENESS_STATE_BYTES:
                 raise ProtocolError("awareness state too big")
             client, clock = entry.client_id, entry.clock
-            current = self.clocks.get(client, 0)
-            newer = current < clock or (
-                current == clock and entry.removed and client in self.states
-            )
-            if not newer:
-                continue
+            known = client in self.states
+            current = self.clocks.get(client, self.removed_clocks.get(client, 0))
             if entry.removed:
-                self.states.pop(client, None)
-                if self.owners.get(client) == ws.id:
-                    del self.owners[client]
+                if not known or clock < current:
+                    continue  # nothing to remove (or an old removal): drop it here
+                del self.states[client]
+                del self.clocks[client]
+                self.owners.pop(client, None)
+                owned.discard(client)
+                self._forget(client, clock)
             else:
-                if client not in self.states and len(self.states) >= MAX_AWARENESS_CLIENTS:
-                    continue  # full: a new client's cursor is not shown
+                if clock <= current:
+                    continue
+                if not known:
+                    if len(self.states) >= MAX_AWARENESS_CLIENTS or (
+                        client not in self.owners and len(owned) >= MAX_OWNED_CLIENTS
+                    ):
+                        continue  # full: this cursor is not shown
+                    self.removed_clocks.pop(client, None)
+                    if client not in self.owners:
+                        self.owners[client] = ws.id
+                        owned.add(client)
                 self.states[client] = entry.state_json
-                if client not in self.owners and len(owned) < MAX_OWNED_CLIENTS:
-                    self.owners[client] = ws.id
-            self.clocks[client] = clock
+                self.clocks[client] = clock
             changed.append(entry)
-        now_owned = [client for client, owner in self.owners.items() if owner == ws.id]
-        if sorted(now_owned) != sorted(owned):
-            ws.serialize_attachment(sorted(now_owned))
+        if sorted(owned) != before:
+            ws.serialize_attachment(sorted(owned))
         if changed:
             self._broadcast(proto.awareness_message(changed), exclude=ws.id)
+
+    def _forget(self, client: int, clock: int) -> None:
+        """Remember the clock of a client that left, within MAX_REMOVED_CLOCKS."""
+        self.removed_clocks.pop(client, None)
+        self.removed_clocks[client] = clock
+        while len(self.removed_clocks) > MAX_REMOVED_CLOCKS:
+            del self.removed_clocks[next(iter(self.removed_clocks))]
 
     def _awareness_entries(self, clients: list[int]) -> list[AwarenessEntry]:
         return [AwarenessEntry(c, self.clocks.get(c, 0), self.states[c]) for c in clients]
@@ -347,6 +380,8 @@ class Document(DurableObject):
             "state_bytes": len(self.doc.get_update()),
             "sockets": len(self.ctx.get_websockets()),
             "awareness_clients": len(self.states),
+            "awareness_clocks": len(self.clocks) + len(self.removed_clocks),
+            "awareness_owners": len(self.owners),
         }
 
 
