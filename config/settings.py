@@ -103,6 +103,8 @@ REDIS_URL = os.environ.get("DURABLE_REDIS_URL") or None
 
 DURABLE_OBJECTS = {
     "STORAGE_DIR": str(VAR_DIR / "objects"),
+    # Named objects' IDs derive from this key: back it up with the objects (or set ID_KEY).
+    "ID_KEY_FILE": str(VAR_DIR / "id_key"),
     "REDIS_URL": REDIS_URL,
 }
 

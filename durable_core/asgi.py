@@ -30,3 +30,16 @@ class DurableLifespan:
                 await stop_host()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def __getattr__(name: str) -> Any:
+    """``durable_core.asgi.application``: Django's ASGI handler with the host's lifespan,
+    for projects without an ASGI application of their own (built on first use, after
+    settings are configured)."""
+    if name == "application":
+        from django.core.asgi import get_asgi_application
+
+        global application
+        application = DurableLifespan(get_asgi_application())
+        return application
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

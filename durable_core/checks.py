@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.core.management import find_commands
 
-from .conf import DEFAULTS, get_setting, get_storage_dir
+from .conf import DEFAULTS, get_setting, get_storage_dir, get_var_dir
 from .registry import NAMESPACE_RE, duplicates, get_registered_classes
 
 
@@ -69,15 +72,97 @@ def check_settings(app_configs=None, **kwargs):
                 id="durable_core.E007",
             )
         )
-    if not getattr(settings, "ASGI_APPLICATION", None):
-        errors.append(
-            Error(
-                "ASGI_APPLICATION is not set; objects are hosted by the ASGI server process.",
-                hint="Set ASGI_APPLICATION = 'config.asgi.application' (or your own).",
-                id="durable_core.E008",
-            )
-        )
     return errors
+
+
+@register(Tags.compatibility)
+def check_project(app_configs=None, **kwargs):
+    """The set-up traps of a project adopting durable_core (CONTRACT § Adopting)."""
+    return [
+        *_check_app_order(),
+        *_check_id_key(),
+        *_check_sqlite_options(),
+        *_check_asgi_application(),
+    ]
+
+
+def _check_app_order() -> list[Error]:
+    """durable_core's ``runserver`` (the one that starts the object host) must win: Django
+    takes a command from the first app in INSTALLED_APPS that has it (staticfiles and
+    daphne have their own)."""
+    errors = []
+    for config in apps.get_app_configs():
+        if config.name == "durable_core":
+            break
+        if "runserver" in find_commands(str(Path(config.path) / "management")):
+            errors.append(
+                Error(
+                    f"'durable_core' comes after {config.name!r} in INSTALLED_APPS, so "
+                    f"{config.name}'s runserver wins and no object host starts.",
+                    hint=f"Put 'durable_core' before {config.name!r} (first is simplest).",
+                    id="durable_core.E010",
+                )
+            )
+    return errors
+
+
+def _check_id_key() -> list[Warning]:
+    """Named objects' IDs are MACs under the ID key: a lost or changed key orphans them."""
+    if get_setting("ID_KEY") or get_setting("ID_KEY_FILE"):
+        return []
+    return [
+        Warning(
+            "No ID key is configured: one is generated into "
+            f"{(get_var_dir() / 'id_key').resolve()} on first use. Every named object's ID "
+            "derives from it, so losing that file or moving VAR_DIR orphans them all.",
+            hint="Set DURABLE_OBJECTS['ID_KEY'] (64 hex characters, e.g. from the "
+            "environment variable DURABLE_ID_KEY) or 'ID_KEY_FILE', and back it up.",
+            id="durable_core.W002",
+        )
+    ]
+
+
+# The Django database options the runtime needs from SQLite: hosts write records from
+# their own thread while requests write too (WAL, a busy timeout, IMMEDIATE writers).
+SQLITE_OPTIONS = {
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+}
+
+
+def _check_sqlite_options(database: dict | None = None) -> list[Warning]:
+    if database is None:
+        database = settings.DATABASES.get("default", {})
+    if not str(database.get("ENGINE", "")).endswith("sqlite3"):
+        return []
+    options = database.get("OPTIONS", {}) or {}
+    wal = "journal_mode=wal" in str(options.get("init_command", "")).lower().replace(" ", "")
+    if wal and "timeout" in options and options.get("transaction_mode") == "IMMEDIATE":
+        return []
+    return [
+        Warning(
+            "The SQLite database lacks the options durable_core needs under concurrent "
+            "writes (WAL, a busy timeout, IMMEDIATE transactions): expect 'database is "
+            "locked' errors.",
+            hint=f"Set DATABASES['default']['OPTIONS'] = {SQLITE_OPTIONS!r}.",
+            id="durable_core.W003",
+        )
+    ]
+
+
+def _check_asgi_application() -> list[Warning]:
+    if getattr(settings, "ASGI_APPLICATION", None):
+        return []
+    return [
+        Warning(
+            "ASGI_APPLICATION is not set: runserver serves your project's asgi.py "
+            "(or Django's default ASGI handler), with no WebSocket routes.",
+            hint="Set ASGI_APPLICATION = '<project>.asgi.application' and wrap that "
+            "application in durable_core.asgi.DurableLifespan for uvicorn or hypercorn.",
+            id="durable_core.W004",
+        )
+    ]
 
 
 @register(Tags.models)

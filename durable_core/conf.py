@@ -65,8 +65,14 @@ _CASTS = {bool: lambda v: str(v).lower() in ("1", "true", "yes", "on"), int: int
 
 
 def get_var_dir() -> Path:
-    """The directory holding all state of a run (VAR_DIR, default ``var/``)."""
-    return Path(getattr(settings, "VAR_DIR", None) or os.environ.get("VAR_DIR") or "var")
+    """The directory holding all state of a run: the ``VAR_DIR`` setting, else the
+    environment variable, else ``var/`` beside the project (``BASE_DIR``, as
+    ``startproject`` defines it), so it does not move with the working directory."""
+    configured = getattr(settings, "VAR_DIR", None) or os.environ.get("VAR_DIR")
+    if configured:
+        return Path(configured)
+    base = getattr(settings, "BASE_DIR", None)
+    return Path(base) / "var" if base else Path("var").resolve()
 
 
 def get_setting(name: str) -> Any:

@@ -8,10 +8,12 @@ before anyone calls (DESIGN §7). Shutdown (Ctrl-C, SIGTERM) drains and commits.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 
 from daphne.management.commands.runserver import Command as DaphneRunserver
 from daphne.server import Server
+from django.conf import settings
 from django.core.management.base import CommandError
 
 from durable_core import _daphne
@@ -54,7 +56,26 @@ class Command(DaphneRunserver):
     help = "Start the ASGI development server with this process's durable object host."
     server_cls = HostingServer
 
+    def handle(self, *args, **options):
+        if options.get("use_asgi", True) and not getattr(settings, "ASGI_APPLICATION", None):
+            # A project made by startproject has no ASGI_APPLICATION (check W004 says so).
+            settings.ASGI_APPLICATION = default_asgi_application()
+        super().handle(*args, **options)
+
     def inner_run(self, *args, **options):
         super().inner_run(*args, **options)
         if HostingServer.start_error is not None:
             raise CommandError(str(HostingServer.start_error))
+
+
+def default_asgi_application() -> str:
+    """Where ASGI_APPLICATION is unset: the ``asgi.py`` beside the project's WSGI module
+    (``startproject`` writes both), else Django's plain ASGI handler."""
+    wsgi = getattr(settings, "WSGI_APPLICATION", None) or ""
+    package = wsgi.rsplit(".", 2)[0] if wsgi.count(".") >= 2 else ""
+    try:
+        if package and importlib.util.find_spec(f"{package}.asgi") is not None:
+            return f"{package}.asgi.application"
+    except ImportError:  # the package itself is missing: the WSGI setting is stale
+        pass
+    return "durable_core.asgi.application"
