@@ -126,13 +126,13 @@ async def post_message(request: HttpRequest, room: str, body: PostIn):
         client_msg_id = check_client_msg_id(body.client_msg_id)
     except ChatError as exc:
         raise ApiError(400, exc.code, exc.message) from None
-    retry_after = await check_send(client_ip(request))
-    if retry_after is not None:
+    refused = await check_send(client_ip(request))
+    if refused is not None:
         raise ApiError(
-            429,
-            "rate_limited",
-            "too many messages; wait a moment",
-            headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
-            retry_after=math.ceil(retry_after * 10) / 10,
+            refused.status,
+            "rate_limited" if refused.status == 429 else "unavailable",
+            refused.message,
+            headers={"Retry-After": str(max(1, math.ceil(refused.retry_after)))},
+            retry_after=math.ceil(refused.retry_after * 10) / 10,
         )
     return 201, _raise_for(await ref.stub.post(name, text, client_msg_id))

@@ -103,10 +103,10 @@ class ChatConsumer(DurableObjectConsumer):
         sent = self._sent_ids
         if client_msg_id is not None and client_msg_id in sent:
             return None  # a retransmit: the room acks the stored message, stores nothing
-        retry_after = await check_send(scope_client_ip(self.scope))
-        if retry_after is not None:
-            extra = {"retry_after": math.ceil(retry_after * 10) / 10, **cmid_extra(cmid)}
-            return ChatError("rate_limited", "too many messages; wait a moment", **extra)
+        refused = await check_send(scope_client_ip(self.scope))
+        if refused is not None:
+            extra = {"retry_after": math.ceil(refused.retry_after * 10) / 10, **cmid_extra(cmid)}
+            return ChatError("rate_limited", refused.message, **extra)
         if client_msg_id is not None:
             sent[client_msg_id] = None
             if len(sent) > REMEMBERED_CLIENT_MSG_IDS:

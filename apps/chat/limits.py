@@ -8,6 +8,7 @@ another object, and one IP is limited across all rooms because the key is the IP
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from apps.ratelimit import service
 from durable_core.exceptions import DurableError
@@ -15,13 +16,26 @@ from durable_core.exceptions import DurableError
 logger = logging.getLogger(__name__)
 
 POLICY = "chat"
+# When the limiter cannot decide, the client is told to come back after this long.
+UNAVAILABLE_RETRY_AFTER = 1.0
 
 
-async def check_send(client_ip: str) -> float | None:
-    """Spend one send of ``client_ip``; returns seconds to wait when refused, else None.
+@dataclass(frozen=True)
+class SendRefused:
+    """Why a send was not admitted: over the limit (429), or the limiter could not
+    decide (503); ``retry_after`` in seconds either way."""
 
-    No ``chat`` policy (``CHAT_RATE_LIMIT=0``) means unlimited. When the limiter cannot
-    be reached the send is let through (chat stays up; the failure is logged).
+    retry_after: float
+    status: int = 429
+    message: str = "too many messages; wait a moment"
+
+
+async def check_send(client_ip: str) -> SendRefused | None:
+    """Spend one send of ``client_ip``; returns None when admitted, else the refusal.
+
+    No ``chat`` policy (``CHAT_RATE_LIMIT=0``) means unlimited. A limiter that cannot
+    decide refuses (issue 16 §4): it is overloaded precisely when one IP sends more than
+    its mailbox holds at once, so admitting on failure would let a flood through.
     """
     if service.get_policy(POLICY) is None:
         return None
@@ -30,8 +44,10 @@ async def check_send(client_ip: str) -> float | None:
     except (service.UnknownPolicy, service.InvalidKey):
         return None
     except DurableError as exc:
-        logger.warning("chat rate limiter unavailable for %s, send allowed: %s", client_ip, exc)
-        return None
+        logger.warning("chat rate limiter unavailable for %s, send refused: %s", client_ip, exc)
+        return SendRefused(
+            UNAVAILABLE_RETRY_AFTER, 503, "the rate limiter is busy; try again in a moment"
+        )
     if decision.allowed:
         return None
-    return max(decision.retry_after, 0.001)
+    return SendRefused(max(decision.retry_after, 0.001))

@@ -10,6 +10,8 @@ one runs the view and its response gets the ``RateLimit-Policy`` / ``RateLimit``
 ``request.rate_limit`` holds the Decision (None when the request was not limited). When
 the limiter cannot decide (runtime unavailable), ``settings.RATELIMIT_FAIL_OPEN``
 chooses: False (default) answers 503 with Retry-After, True runs the view unlimited.
+A limiter that is overloaded (which a client can cause by flooding its own key) always
+answers 503: overload never admits.
 """
 
 from __future__ import annotations
@@ -84,7 +86,8 @@ async def acheck(
     except service.UnknownPolicy as exc:
         raise ImproperlyConfigured(f"rate_limit: {exc} (see RATELIMIT_POLICIES)") from exc
     except DurableError as exc:
-        if is_unavailable(exc) and getattr(settings, "RATELIMIT_FAIL_OPEN", False):
+        fail_open = getattr(settings, "RATELIMIT_FAIL_OPEN", False)
+        if fail_open and is_unavailable(exc) and not service.is_busy(exc):
             logger.warning("rate limiter unavailable, failing open for %s: %s", policy, exc)
             return None
         return unavailable_response(exc)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from durable_core.exceptions import ObjectOverloaded
+from durable_core.exceptions import CallTimeout, DurableError, ObjectOverloaded
 from durable_core.registry import get_namespace
 
 NAMESPACE = "ratelimit.Limiter"
@@ -170,6 +170,13 @@ async def _call(stub, method: str, *args: object, call_id: str | None = None) ->
                 raise
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.2)
+
+
+def is_busy(exc: DurableError) -> bool:
+    """True when the limiter failed because it is swamped (a full mailbox, a call that
+    timed out waiting): the caller's own flood can cause that, so such a failure must
+    refuse, never admit, whatever a fail-open setting says (issue 16 §4)."""
+    return exc.overloaded or isinstance(exc, CallTimeout)
 
 
 def _decision(policy: Policy, raw: dict) -> Decision:
