@@ -16,12 +16,14 @@ class DurableLifespan:
             await self.app(scope, receive, send)
             return
         from .host import start_host, stop_host
+        from .metrics import watch_event_loop
 
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
                     await start_host()
+                    watch_event_loop()
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return

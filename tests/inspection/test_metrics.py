@@ -77,3 +77,49 @@ async def test_metrics_can_be_restricted_to_staff(host, settings, staff_client):
     answer = await AsyncClient().get("/metrics")
     assert answer.status_code == 401 and answer.json()["error"] == "not_authenticated"
     assert (await staff_client.get("/metrics")).status_code == 200
+
+
+def test_importing_the_metrics_module_leaves_the_global_prometheus_registry_alone():
+    """A host project's own metrics keep their *_created series and their registry."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import prometheus_client, prometheus_client.metrics as m\n"
+        "before = set(prometheus_client.REGISTRY._names_to_collectors)\n"
+        "import durable_core.metrics\n"
+        "after = set(prometheus_client.REGISTRY._names_to_collectors)\n"
+        "assert after == before, after - before\n"
+        "assert m._use_created, 'created series disabled for the whole process'\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=60)
+
+
+async def test_no_created_series_and_eviction_reasons_are_identifiers(host):
+    from durable_core import metrics
+
+    metrics.evicted("lease lost")
+    metrics.evicted("a user's own reason")
+    text = (await AsyncClient().get("/metrics")).content.decode()
+    assert "_created" not in text
+    found = samples(text)
+    assert value(found, "durable_evictions_total", reason="lease_lost") >= 1
+    assert value(found, "durable_evictions_total", reason="abort") >= 1
+    reasons = {dict(k[1]).get("reason") for k in found if k[0] == "durable_evictions_total"}
+    assert all(r.replace("_", "").isalnum() for r in reasons), reasons
+    assert any(k[0].startswith("process_") for k in found)  # the process collectors
+
+
+async def test_the_event_loop_lag_gauge_shows_a_blocked_loop(host):
+    import asyncio
+    import time
+
+    from durable_core import metrics
+
+    metrics.watch_event_loop()
+    await asyncio.sleep(0.3)  # the watcher runs a first timer
+    await AsyncClient().get("/metrics")  # resets the worst-since-last-scrape value
+    time.sleep(0.5)  # block the loop, as a CPU-bound turn would
+    await asyncio.sleep(0.3)
+    found = samples((await AsyncClient().get("/metrics")).content.decode())
+    assert value(found, "durable_event_loop_lag_seconds") >= 0.2

@@ -33,6 +33,7 @@ class HostingServer(Server):
         from twisted.internet import defer, reactor
 
         from durable_core.host import start_host, stop_host
+        from durable_core.metrics import watch_event_loop
 
         def started(fut: asyncio.Future) -> None:
             if fut.exception() is not None:
@@ -42,6 +43,7 @@ class HostingServer(Server):
 
         def start() -> None:
             asyncio.ensure_future(start_host()).add_done_callback(started)
+            watch_event_loop()
 
         reactor.callWhenRunning(start)
         reactor.addSystemEventTrigger(
