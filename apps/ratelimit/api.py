@@ -4,6 +4,9 @@
 peeks; both answer ``{"allowed","limit","remaining","reset_after","retry_after"}`` with
 the ratelimit headers (``_http.py``). The key is the rest of the path, so keys with ``/``
 or other printable characters work (percent-encode what URLs reserve).
+
+Keys here live in their own key space (``public=True``): ``ip:203.0.113.5`` over REST is
+not the quota ``@rate_limit(key="ip")`` spends for that address (issue 16 §5).
 """
 
 from __future__ import annotations
@@ -46,13 +49,13 @@ async def consume(request: HttpRequest, policy: str, key: str) -> HttpResponse:
     request_id = request.headers.get("Idempotency-Key")
     if request_id is not None and not _IDEMPOTENCY_KEY.fullmatch(request_id):
         return error_response(400, "bad_request", "Idempotency-Key: 1-128 chars of [A-Za-z0-9_.:-]")
-    return await _decide(service.consume(policy, key, cost, request_id=request_id))
+    return await _decide(service.consume(policy, key, cost, request_id=request_id, public=True))
 
 
 @router.get("/{policy}/{path:key}", summary="Peek: the decision a request would get now")
 async def peek(request: HttpRequest, policy: str, key: str) -> HttpResponse:
     """The decision a request of cost 1 would get now, consuming nothing."""
-    return _not_public(policy) or await _decide(service.peek(policy, key))
+    return _not_public(policy) or await _decide(service.peek(policy, key, public=True))
 
 
 @router.api_operation(["GET", "POST"], "/{policy}/", include_in_schema=False)

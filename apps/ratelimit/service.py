@@ -11,6 +11,13 @@ Policies come from ``settings.RATELIMIT_POLICIES`` (``{"api": {"limit": 100, "pe
 object (``apps/ratelimit/objects.py``), so every decision for a key is made in one place,
 serially, across all processes: in every window of ``period`` seconds the admitted cost
 is at most ``limit``.
+
+Two key spaces (issue 16 §5). Keys that server code spends (``@rate_limit``, the
+middleware, chat, any ``consume`` call) name objects ``"<policy>#<HMAC of the key>"``;
+keys of the public REST API (``public=True``) name objects ``"<policy>:<key>"``. Policy
+names hold no ``:``, so the two never meet: nobody can spend a client's quota (``ip:…``,
+``user:…``, ``header:…``) over REST, whatever the policy's flags, and no client address
+or API key is ever stored as an object name (the admin shows the HMAC only).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import math
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.crypto import salted_hmac
 
 from durable_core.exceptions import CallTimeout, DurableError, ObjectOverloaded
 from durable_core.registry import get_namespace
@@ -124,18 +132,33 @@ def _resolve(policy: str, key: str) -> Policy:
     return found
 
 
-def _stub(policy: Policy, key: str):
-    return get_namespace(NAMESPACE).get_by_name(f"{policy.name}:{key}")
+def object_name(policy: str, key: str, *, public: bool = False) -> str:
+    """The limiter object's name for ``key`` under ``policy`` (see the module docstring:
+    server keys are an HMAC keyed by ``SECRET_KEY``, public REST keys stay readable)."""
+    if public:
+        return f"{policy}:{key}"
+    digest = salted_hmac("apps.ratelimit.key", key, algorithm="sha256").hexdigest()
+    return f"{policy}#{digest}"
+
+
+def _stub(policy: Policy, key: str, public: bool):
+    return get_namespace(NAMESPACE).get_by_name(object_name(policy.name, key, public=public))
 
 
 async def consume(
-    policy: str, key: str, cost: int = 1, *, request_id: str | None = None
+    policy: str,
+    key: str,
+    cost: int = 1,
+    *,
+    request_id: str | None = None,
+    public: bool = False,
 ) -> Decision:
     """Spend ``cost`` units of ``key``'s quota under ``policy`` if they fit.
 
     ``request_id`` (optional, e.g. an Idempotency-Key) makes a retried request count
     once: it is the call id, and the limiter answers a repeated id with the first
     decision (within the runtime's call-id window: the last 1,000 calls, 10 minutes).
+    ``public`` selects the public REST API's key space (only that API passes it).
 
     Raises UnknownPolicy, InvalidKey, InvalidCost; runtime errors (``DurableError``,
     ``ObjectOverloaded`` after a short retry) when the limiter cannot be reached.
@@ -144,15 +167,15 @@ async def consume(
     if isinstance(cost, bool) or not isinstance(cost, int) or not 1 <= cost <= found.limit:
         raise InvalidCost(f"cost must be an integer from 1 to {found.limit}")
     raw = await _call(
-        _stub(found, key), "consume", found.limit, found.period, cost, call_id=request_id
+        _stub(found, key, public), "consume", found.limit, found.period, cost, call_id=request_id
     )
     return _decision(found, raw)
 
 
-async def peek(policy: str, key: str) -> Decision:
+async def peek(policy: str, key: str, *, public: bool = False) -> Decision:
     """The decision a request of cost 1 would get now, consuming nothing."""
     found = _resolve(policy, key)
-    raw = await _call(_stub(found, key), "peek", found.limit, found.period)
+    raw = await _call(_stub(found, key, public), "peek", found.limit, found.period)
     return _decision(found, raw)
 
 

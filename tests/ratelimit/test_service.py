@@ -15,6 +15,7 @@ from apps.ratelimit.service import (
     UnknownPolicy,
     consume,
     get_policy,
+    object_name,
     peek,
 )
 from durable_core.registry import get_namespace
@@ -44,7 +45,7 @@ def clock(monkeypatch):
 
 
 def object_file(storage, policy, key):
-    object_id = get_namespace("ratelimit.Limiter").id_from_name(f"{policy}:{key}")
+    object_id = get_namespace("ratelimit.Limiter").id_from_name(object_name(policy, key))
     return storage / "ratelimit.Limiter" / object_id.hex[:2] / f"{object_id.hex}.sqlite3"
 
 
@@ -158,7 +159,7 @@ async def test_odd_but_printable_keys_are_fine(tmp_path):
 async def test_the_log_survives_eviction(tmp_path, clock):
     async with object_host(tmp_path / "o"):
         await consume("t5", "durable", cost=4)
-        stub = get_namespace("ratelimit.Limiter").get_by_name("t5:durable")
+        stub = get_namespace("ratelimit.Limiter").get_by_name(object_name("t5", "durable"))
         assert await evict(stub)
         assert (await consume("t5", "durable")).remaining == 0
         assert not (await consume("t5", "durable")).allowed

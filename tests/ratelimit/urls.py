@@ -6,6 +6,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
 from apps.ratelimit.decorators import rate_limit
+from config.api import api
 
 
 @rate_limit("t3", key="ip")
@@ -50,4 +51,5 @@ urlpatterns = [
     path("mw/a", plain),
     path("mw/sync", plain_sync),
     path("free", plain),
+    path("api/", api.urls),  # the public REST API beside the decorated views
 ]
