@@ -1,7 +1,7 @@
 """WebSocket fronts of the device twins: the device's socket and the dashboards' one.
 
-Both address the device's object; the object tells them apart by path (``.../watch/``)
-and tags the socket ``device`` or ``watch``.
+Both address the device's object; the route's ``role`` kwarg tells them apart, and the
+object tags the socket ``device`` or ``watch``.
 """
 
 from durable_core.consumers import DurableObjectConsumer

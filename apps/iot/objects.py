@@ -1,7 +1,8 @@
 """``iot.Device``: one durable object per device, holding its twin (CONTRACT § IoT).
 
 Storage (key-value): ``twin`` (desired, reported, their metadata, timestamp), ``version``
-(kept when the twin is deleted, so a twin written again continues the count), ``conn``
+(a delete takes a version too and the count continues after it, so no version read before
+a delete is ever current again), ``conn``
 (connected or not), ``last_seen`` (the device's last message), ``device_id`` and
 ``summary_seq``. Telemetry lives in the SQL table ``telemetry``, bounded by count and
 age. The one alarm of the object is the heartbeat deadline: it is armed while the device
@@ -201,11 +202,15 @@ class Device(DurableObject):
         self._broadcast("device", frame)
 
     async def delete_twin(self) -> bool:
-        """Delete the twin and its telemetry (the version count continues); False if
-        there was no twin."""
+        """Delete the twin and its telemetry; False if there was no twin.
+
+        A delete is a write: it takes the next version, so every version read before it
+        is stale and a version-checked PATCH made from it gets 409 instead of silently
+        recreating a twin that holds only the patch (issue 16 §6)."""
         if self.storage.get("twin") is None:
             return False
         self.storage.delete("twin")
+        self.storage.put("version", self._version() + 1)
         if self._telemetry_exists():
             self.storage.sql.execute("DELETE FROM telemetry")
         self._broadcast("watch", {"type": "twin", "twin": None, "version": self._version()})
@@ -250,7 +255,12 @@ class Device(DurableObject):
     # -- WebSockets ----------------------------------------------------------------------
 
     async def on_websocket_connect(self, ws, request) -> None:
-        role = "watch" if request.path.rstrip("/").endswith("/watch") else "device"
+        # The route says which socket this is (apps/iot/routing.py), never the path's
+        # look: a device named "watch" is a device (issue 16 §7).
+        role = request.kwargs.get("role")
+        if role not in ("device", "watch"):
+            logger.warning("socket of %s refused: no role in its route", self.ctx.id.key)
+            return  # not accepted: the front closes it
         self.ctx.accept_websocket(ws, tags=[role])
         was = self._connection()["state"]
         if role == "device":

@@ -50,16 +50,33 @@ async def test_versions_count_every_write_and_continue_after_delete(tmp_path):
             "message": "version 2 is not current",
             "version": 3,
         }
-        assert await device.delete_twin() is True
+        assert await device.delete_twin() is True  # a write: version 4
         assert await device.get_twin() is None
-        assert await device.delete_twin() is False
+        assert await device.delete_twin() is False  # nothing to delete: no version taken
         again = await device.update(patch({"reported": {"n": 1}}))
-        assert again["twin"]["version"] == 4  # the count continues, as AWS shadows do
+        assert again["twin"]["version"] == 5  # the count continues, as AWS shadows do
         assert again["twin"]["state"]["desired"] == {}  # nothing of the old twin came back
         assert await evict(device)
-        assert (await device.get_twin())["version"] == 4
-        row = await wait_summary(device.id.hex, lambda r: r.version == 4)
+        assert (await device.get_twin())["version"] == 5
+        row = await wait_summary(device.id.hex, lambda r: r.version == 5)
         assert row.device_id == "pump-1" and row.has_twin and not row.connected
+
+
+@in_own_loop
+async def test_a_delete_makes_every_earlier_version_stale(tmp_path):
+    """GET (v1) -> DELETE -> PATCH with version 1 is a conflict, not a new twin holding
+    only the patch (issue 16 §6); the same for a device's report over its socket path."""
+    async with object_host(tmp_path / "o"):
+        device = get_device_stub("pump-stale")
+        first = await device.update(patch({"desired": {"speed": 3, "mode": "eco"}}))
+        read_version = first["twin"]["version"]
+        assert await device.delete_twin() is True
+        late = await device.update(patch({"desired": {"speed": 4}}, version=read_version))
+        assert late["status"] == 409 and late["error"] == "version_conflict"
+        assert late["version"] == read_version + 1
+        assert await device.get_twin() is None  # nothing was recreated
+        fresh = await device.update(patch({"desired": {"speed": 4}}, version=late["version"]))
+        assert fresh["status"] == 200 and fresh["twin"]["version"] == read_version + 2
 
 
 @in_own_loop

@@ -103,12 +103,15 @@ def test_rest_contract_codes_and_limits(iot_server):
     assert stale.body["error"] == "version_conflict" and stale.body["version"] == 3
     assert stale.body["client_token"] == "k" and "message" in stale.body
 
-    # DELETE → 204 (again: still 204, it is idempotent); a later write continues the count
+    # DELETE → 204 (again: still 204, it is idempotent); the delete takes version 4, so
+    # a PATCH made from version 3 is stale, and a later write continues the count
     assert api(s, "DELETE", "t1/twin").status == 204
     assert api(s, "GET", "t1/twin").status == 404
     assert api(s, "DELETE", "t1/twin").status == 204
+    late = api(s, "PATCH", "t1/twin", {"state": {"desired": {"a": 1}}, "version": 3})
+    assert late.status == 409 and late.body["version"] == 4
     again = api(s, "PATCH", "t1/twin", {"state": {"reported": {"on": True}}})
-    assert again.status == 200 and again.body["version"] == 4
+    assert again.status == 200 and again.body["version"] == 5
     assert again.body["state"]["desired"] == {} and again.body["metadata"]["desired"] == {}
 
     # create: 201 with a new twin; the same id again is 409; no id → a new 64-hex id
@@ -243,6 +246,25 @@ async def test_delta_round_trip_over_the_device_socket(iot_server):
         assert hello["twin"]["state"]["delta"] == {"color": "YELLOW"}
         with pytest.raises(TimeoutError):  # no replay of the missed, older deltas
             await recv_json(device, timeout=0.5)
+
+
+@in_own_loop
+async def test_devices_named_like_a_route_suffix_connect_as_devices(iot_server):
+    """The route, not the id's look, gives a socket its role (issue 16 §7): a device
+    named ``watch`` reports over ``/ws/devices/watch/`` and its dashboard watches it."""
+    s = iot_server
+    async with (
+        connect(ws_url(s, "watch", watch=True), origin=origin(s)) as dashboard,
+        connect(ws_url(s, "watch"), origin=origin(s)) as device,
+    ):
+        assert (await recv_json(dashboard))["type"] == "twin"
+        assert (await recv_json(device))["type"] == "twin"
+        await device.send(json.dumps({"type": "report", "state": {"t": 1}}))
+        assert await recv_json(device) == {"type": "accepted", "version": 1}
+        changed, _ = await recv_until(dashboard, "twin", 5)
+        assert changed["twin"]["state"]["reported"] == {"t": 1}
+        twin = (await asyncio.to_thread(api, s, "GET", "watch/twin")).body
+        assert twin["connection"]["state"] == "connected"
 
 
 @in_own_loop
