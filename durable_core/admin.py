@@ -107,11 +107,7 @@ class ObjectRecordAdmin(admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        from .inspection import _prefix_range
-
-        return queryset.filter(
-            _prefix_range("name", term) | _prefix_range("object_id", term.lower())
-        ), False
+        return queryset.filter(inspection.search_filter(term)), False
 
     # -- the object page and its actions ----------------------------------------------------
 

@@ -483,17 +483,28 @@ def _prefix_range(field: str, prefix: str) -> Q:
     return Q(**{f"{field}__gte": prefix, f"{field}__lt": prefix + "\U0010ffff"})
 
 
-_HEX_PREFIX = re.compile(r"[0-9a-f]{8,64}")
+_HEX = re.compile(r"[0-9a-fA-F]{1,64}")
+
+
+def search_filter(q: str) -> Q:
+    """Records whose name starts with ``q``, or whose id does when ``q`` is hex: names
+    often look like hex (``cafe1234``, device serials), so a hex ``q`` searches both
+    (issue 16 §8). The one search rule of the REST API and the admin."""
+    found = _prefix_range("name", q)
+    if _HEX.fullmatch(q):
+        found |= _prefix_range("object_id", q.lower())
+    return found
 
 
 def records_page(namespace: str, q: str = "", after: str | None = None, limit: int = OBJECTS_PAGE):
     """The queryset of one page of a namespace's records, each page one index range:
     in id order over ``(namespace, object_id)``, or, searching a name prefix, in name
     order over ``(namespace, name)`` (whose entries end with the row id, the tie-break).
-    A ``q`` of 8+ hex digits searches id prefixes. ``after`` is the last page's last id."""
+    A hex ``q`` searches name and id prefixes together, in id order (two index ranges;
+    the matches are sorted, not the table). ``after`` is the last page's last id."""
     rows = ObjectRecord.objects.filter(namespace=namespace, deleted=False)
-    if q and not _HEX_PREFIX.fullmatch(q.lower()):
-        rows = rows.filter(_prefix_range("name", q))
+    if q and not _HEX.fullmatch(q):
+        rows = rows.filter(search_filter(q))
         if after:
             last = rows.filter(object_id=after).values_list("name", "pk")[:1]
             # (name, pk) > (last name, last pk), with the last row found by a subquery.
@@ -503,7 +514,7 @@ def records_page(namespace: str, q: str = "", after: str | None = None, limit: i
             )
         return rows.order_by("name", "pk")[: limit + 1]
     if q:
-        rows = rows.filter(_prefix_range("object_id", q.lower()))
+        rows = rows.filter(search_filter(q))
     if after:
         rows = rows.filter(object_id__gt=after)
     return rows.order_by("object_id")[: limit + 1]

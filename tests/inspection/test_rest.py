@@ -244,21 +244,55 @@ def test_five_thousand_objects_page_with_bounded_queries(transactional_db):
     assert names == sorted(n for n in (f"obj-{i}" for i in range(5_000)) if n.startswith("obj-12"))
 
     # Each page query is an index search; none scans the table.
+    def plan(qs) -> list[str]:
+        sql, params = qs.query.sql_with_params()
+        with connection.cursor() as cur:
+            cur.execute("EXPLAIN QUERY PLAN " + sql, params)
+            return [str(row[-1]) for row in cur.fetchall()]
+
     for qs in (
         inspection.records_page(NS, "", None, 500),
         inspection.records_page(NS, "", f"{2500:064x}", 500),
         inspection.records_page(NS, "obj-12", None, 50),
         inspection.records_page(NS, "obj-12", f"{1250:064x}", 50),
-        inspection.records_page(NS, f"{4999:064x}"[:20], None, 50),
     ):
-        sql, params = qs.query.sql_with_params()
-        with connection.cursor() as cur:
-            cur.execute("EXPLAIN QUERY PLAN " + sql, params)
-            plan = [str(row[-1]) for row in cur.fetchall()]
-        assert all(step.startswith(("SEARCH", "SCALAR SUBQUERY")) for step in plan), plan
+        steps = plan(qs)
+        assert all(step.startswith(("SEARCH", "SCALAR SUBQUERY")) for step in steps), steps
+    # A hex search is two index ranges (name, id) whose matches are sorted: still no scan.
+    for qs in (
+        inspection.records_page(NS, f"{4999:064x}"[:20], None, 50),
+        inspection.records_page(NS, "cafe1234", f"{12:064x}", 50),
+    ):
+        steps = plan(qs)
+        assert not any(step.startswith("SCAN") for step in steps), steps
 
     # The admin list of the namespace: a bounded number of queries per page too.
     with CaptureQueriesContext(connection) as queries:
         answer = client.get(f"/admin/durable_core/objectrecord/?namespace={NS}&p=40")
     assert answer.status_code == 200 and b"obj-" in answer.content
     assert len(queries) <= 8, [q["sql"] for q in queries]
+
+
+def test_names_that_look_like_hex_are_found_by_name_and_ids_by_prefix(transactional_db):
+    """Search both name and id prefix for a hex ``q`` (issue 16 §8), in the REST API and
+    the admin: rooms, documents and devices are often named like ``cafe1234``."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    named = {"cafe1234": f"{1:064x}", "00012345": f"{2:064x}", "deadbeef-x": f"{3:064x}"}
+    ObjectRecord.objects.bulk_create(
+        [ObjectRecord(namespace=NS, object_id=i, name=n) for n, i in named.items()]
+        + [ObjectRecord(namespace=NS, object_id="cafe1234" + "0" * 56, name="by-id")]
+    )
+    client = Client()
+    client.force_login(get_user_model().objects.create_user("s", password="pw", is_staff=True))
+
+    def search(q: str) -> list[str]:
+        return [o["name"] for o in client.get(f"/api/objects/{NS}/?q={q}").json()["objects"]]
+
+    assert sorted(search("cafe1234")) == ["by-id", "cafe1234"]
+    assert search("00012345") == ["00012345"]
+    assert search("deadbeef") == ["deadbeef-x"]
+    assert search(f"{2:064x}") == ["00012345"]  # a whole id still finds its object
+    admin = client.get("/admin/durable_core/objectrecord/?q=00012345").content.decode()
+    assert "00012345" in admin
