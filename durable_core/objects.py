@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import contextlib
 
+    from .exceptions import WebSocketError
     from .ids import ObjectId
     from .storage import ObjectStorage
     from .turns import ActiveObject
-    from .websockets import WebSocket
+    from .websockets import ConnectRequest, WebSocket
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -128,8 +132,37 @@ class DurableObject:
         attr = inspect.getattr_static(cls, name, None)
         return inspect.iscoroutinefunction(attr)
 
+    # Hooks: override those you need. Each runs as a turn of its own (atomic, serial with
+    # calls); the defaults below are what happens when a class does not define one.
+
     async def on_start(self) -> None:
         """Called on activation before any event; migrate storage here."""
+
+    async def on_alarm(self, info: AlarmInfo) -> None:
+        """The alarm set with ``self.storage.set_alarm(when)`` is due (DESIGN §8).
+
+        Runs at least once per due time, exactly one run commits; if it raises, its
+        writes are rolled back and it is retried with backoff (``info.retry_count``).
+        """
+        logger.warning("%s has an alarm but no on_alarm handler", self.ctx.id.key)
+
+    async def on_websocket_connect(self, ws: WebSocket, request: ConnectRequest) -> None:
+        """A client socket asks to connect (DESIGN §9): call ``self.ctx.accept_websocket(ws,
+        tags)`` to accept it, or ``ws.close(code)`` to refuse. The default accepts."""
+        self.ctx.accept_websocket(ws)
+
+    async def on_websocket_message(self, ws: WebSocket, message: str | bytes) -> None:
+        """A text (``str``) or binary (``bytes``) message from an accepted socket."""
+
+    async def on_websocket_close(
+        self, ws: WebSocket, code: int, reason: str, was_clean: bool
+    ) -> None:
+        """An accepted socket closed (by its client, its front, or a failure); it is no
+        longer listed by ``ctx.get_websockets()``."""
+
+    async def on_websocket_error(self, ws: WebSocket, error: WebSocketError) -> None:
+        """An accepted socket failed (dropped, protocol error, overload): called just
+        before ``on_websocket_close`` with the same code (``error.code``)."""
 
 
 _RESERVED = frozenset(dir(DurableObject))
