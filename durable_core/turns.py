@@ -614,6 +614,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
                 raise
             return lost
         committed = time.monotonic() if audit.ENABLED else 0.0
+        wrote = wrote or destroying
         try:
             await self._after_commit(destroying)
         finally:

@@ -137,8 +137,11 @@ class Starter(DurableObject):
 
     namespace = "tests.Starter"
     failures_left = 0
+    delay = 0.0  # seconds on_start takes
 
     async def on_start(self) -> None:
+        if Starter.delay:
+            await asyncio.sleep(Starter.delay)
         if Starter.failures_left:
             Starter.failures_left -= 1
             raise RuntimeError("on_start failed")
@@ -207,3 +210,63 @@ class CachedCounter(DurableObject):
 
     async def value(self) -> int:
         return self.n
+
+
+class Edgy(DurableObject):
+    """Turns that reach the runtime's edges (tests/core/test_edges.py): gates held
+    across time limits, destroys that fail, calls that write then await."""
+
+    namespace = "tests.Edgy"
+
+    async def on_start(self) -> None:
+        self.n = self.storage.get("n", 0)  # a cache, as real objects keep
+
+    async def bump(self) -> int:
+        self.n += 1
+        self.storage.put("n", self.n)
+        return self.n
+
+    async def get(self, key: str):
+        return self.storage.get(key)
+
+    async def put(self, key: str, value) -> None:
+        self.storage.put(key, value)
+
+    async def hold(self, before: float, outside: float) -> str:
+        await asyncio.sleep(before)  # holding the gate
+        async with self.ctx.open_gate():
+            await asyncio.sleep(outside)
+        return "held"
+
+    async def write_then_sleep(self, key: str, delay: float) -> str:
+        self.storage.put(key, True)
+        await asyncio.sleep(delay)
+        return key
+
+    async def write_then_open_gate(self, key: str, delay: float) -> str:
+        self.storage.put(key, True)
+        await asyncio.sleep(delay)
+        async with self.ctx.open_gate():
+            pass
+        return "carried on"
+
+    async def destroy_then_fail(self) -> None:
+        self.ctx.destroy()
+        raise ValueError("changed my mind")
+
+    async def destroy_me(self) -> None:
+        self.ctx.destroy()
+
+    async def write_then_call(self, counter: str) -> int:
+        self.storage.put("calls", self.storage.get("calls", 0) + 1)
+        return await get_namespace("tests.Counter").get_by_name(counter).increment()
+
+    async def call_then_fail(self, counter: str) -> None:
+        await get_namespace("tests.Counter").get_by_name(counter).increment()
+        raise ValueError("after the call")
+
+    async def on_websocket_connect(self, ws, request) -> None:
+        self.ctx.accept_websocket(ws)
+
+    async def on_websocket_message(self, ws, message) -> None:
+        self.storage.put("messages", self.storage.get("messages", 0) + 1)
