@@ -2,8 +2,11 @@
 
 Headers are the structured-field form of the IETF httpapi ratelimit-headers drafts (-08
 on): ``RateLimit-Policy: "<policy>";q=<limit>;w=<period>`` and
-``RateLimit: "<policy>";r=<remaining>;t=<seconds until the full quota is back>``, plus
-``Retry-After`` (integer seconds, rounded up, so waiting it is always enough) on 429.
+``RateLimit: "<policy>";r=<remaining>;t=<seconds>``, plus ``Retry-After`` on 429. As the
+draft says, ``w`` and ``t`` are integers (sf-integer seconds; a fractional period is
+rounded up), and on a 429 ``t`` is the ``Retry-After`` value (when the next request
+fits); otherwise it is when the full quota is back. Rounding up: waiting the given
+seconds is always enough.
 """
 
 from __future__ import annotations
@@ -27,22 +30,24 @@ def _sf_string(value: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _sf_seconds(value: float) -> str:
-    """Seconds as an sf-integer when whole, else an sf-decimal (3 fraction digits max)."""
-    if float(value).is_integer():
-        return str(int(value))
-    return f"{value:.3f}".rstrip("0")
+def _whole_seconds(value: float, minimum: int = 0) -> int:
+    """Seconds as a non-negative integer, rounded up (so waiting them is enough)."""
+    return max(minimum, math.ceil(value))
 
 
 def rate_limit_headers(decision: Decision) -> dict[str, str]:
     """The ratelimit headers of a decision (``Retry-After`` only when refused)."""
     name = _sf_string(decision.policy)
+    if decision.allowed:
+        until = _whole_seconds(decision.reset_after)
+    else:
+        until = _whole_seconds(decision.retry_after, minimum=1)
     headers = {
-        "RateLimit-Policy": f"{name};q={decision.limit};w={_sf_seconds(decision.period)}",
-        "RateLimit": f"{name};r={decision.remaining};t={math.ceil(decision.reset_after)}",
+        "RateLimit-Policy": f"{name};q={decision.limit};w={_whole_seconds(decision.period, 1)}",
+        "RateLimit": f"{name};r={decision.remaining};t={until}",
     }
     if not decision.allowed:
-        headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after)))
+        headers["Retry-After"] = str(until)
     return headers
 
 
