@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -117,6 +118,28 @@ def get_policy(name: str) -> Policy | None:
     return Policy(name, limit, float(period), public)
 
 
+_RATE_RE = re.compile(r"(\d+)/(\d*)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(rate: str) -> tuple[int, float]:
+    """``"5/m"`` (django-ratelimit's notation: ``s``, ``m``, ``h``, ``d``, optionally a
+    multiple such as ``"100/15m"``) as (limit, period seconds); raises ValueError."""
+    match = _RATE_RE.fullmatch(rate.strip()) if isinstance(rate, str) else None
+    if match is None or int(match[1]) < 1 or match[2] == "0":
+        raise ValueError(f"rate {rate!r} is not of the form '<n>/<unit>', e.g. '5/m'")
+    return int(match[1]), float(int(match[2] or 1) * _UNIT_SECONDS[match[3]])
+
+
+def inline_policy(name: str, rate: str) -> Policy:
+    """A policy given in code (``@rate_limit(rate="5/m")``) rather than in settings; never
+    public (the REST API only serves policies named in RATELIMIT_POLICIES)."""
+    if ":" in name or "#" in name:
+        raise ValueError(f"policy name {name!r} may not hold ':' or '#'")
+    limit, period = parse_rate(rate)
+    return Policy(name, limit, period, public=False)
+
+
 def validate_key(key: object) -> str:
     """``key`` if it is 1 to 256 printable characters; raises InvalidKey."""
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH or not key.isprintable():
@@ -124,8 +147,8 @@ def validate_key(key: object) -> str:
     return key
 
 
-def _resolve(policy: str, key: str) -> Policy:
-    found = get_policy(policy)
+def _resolve(policy: str | Policy, key: str) -> Policy:
+    found = policy if isinstance(policy, Policy) else get_policy(policy)
     if found is None:
         raise UnknownPolicy(f"no rate limit policy named {policy!r}")
     validate_key(key)
@@ -146,7 +169,7 @@ def _stub(policy: Policy, key: str, public: bool):
 
 
 async def consume(
-    policy: str,
+    policy: str | Policy,
     key: str,
     cost: int = 1,
     *,
@@ -172,7 +195,7 @@ async def consume(
     return _decision(found, raw)
 
 
-async def peek(policy: str, key: str, *, public: bool = False) -> Decision:
+async def peek(policy: str | Policy, key: str, *, public: bool = False) -> Decision:
     """The decision a request of cost 1 would get now, consuming nothing."""
     found = _resolve(policy, key)
     raw = await _call(_stub(found, key, public), "peek", found.limit, found.period)

@@ -144,3 +144,36 @@ async def test_unknown_policy_in_a_decorator_is_reported_as_misconfiguration(tmp
     async with object_host(tmp_path / "o"):
         with pytest.raises(ImproperlyConfigured, match="RATELIMIT_POLICIES"):
             await ClientAt(raise_request_exception=True).get("/ip")
+
+
+async def test_an_inline_rate_limits_only_the_methods_it_names(tmp_path):
+    """rate="2/m", method="POST": GETs are never counted, the third POST is refused."""
+    async with object_host(tmp_path / "o"):
+        client = ClientAt("10.0.0.7")
+        assert await statuses(client, "/inline", 5) == [200] * 5
+        posts = [(await client.post("/inline")).status_code for _ in range(3)]
+        assert posts == [200, 200, 429]
+        refused = await client.post("/inline")
+        assert parse_list(refused["RateLimit-Policy"])[0] == (
+            "tests.ratelimit.urls.inline_post_only",
+            {"q": 2, "w": 60},
+        )
+        assert (await client.get("/inline")).json() == {"ok": True, "limited": False}
+
+
+async def test_block_false_runs_the_view_and_says_the_request_was_limited(tmp_path):
+    async with object_host(tmp_path / "o"):
+        client = ClientAt("10.0.0.8")
+        first = await client.get("/annotate")
+        assert first.json() == {"ok": True, "limited": False}
+        second = await client.get("/annotate")
+        assert second.status_code == 200 and second.json() == {"ok": True, "limited": True}
+        assert parse_list(second["RateLimit"])[0][1]["r"] == 0
+        assert "Retry-After" not in second
+
+
+def test_a_bad_inline_rate_or_both_a_policy_and_a_rate_are_configuration_errors():
+    with pytest.raises(ImproperlyConfigured, match="not of the form"):
+        rate_limit(rate="5/fortnight")(lambda request: None)
+    with pytest.raises(ImproperlyConfigured, match="not both"):
+        rate_limit("t3", rate="5/m")

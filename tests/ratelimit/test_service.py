@@ -225,3 +225,14 @@ def test_system_checks_report_bad_policies_and_rules():
         "ratelimit.E004",
         "ratelimit.E005",
     ]
+
+
+def test_inline_rates_read_as_django_ratelimit_writes_them():
+    from apps.ratelimit.service import parse_rate
+
+    assert parse_rate("5/m") == (5, 60.0)
+    assert parse_rate("100/15m") == (100, 900.0)
+    assert parse_rate("1/d") == (1, 86400.0)
+    for bad in ("0/m", "5/0m", "5/y", "m/5", "", None):
+        with pytest.raises(ValueError):
+            parse_rate(bad)

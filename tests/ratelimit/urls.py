@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 
 from apps.ratelimit.decorators import rate_limit
 from config.api import api
@@ -42,6 +43,18 @@ def plain_sync(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
+# django-ratelimit's options: an inline rate, a method filter, annotate-only.
+@csrf_exempt
+@rate_limit(rate="2/m", key="ip", method="POST")
+async def inline_post_only(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"ok": True, "limited": request.limited})
+
+
+@rate_limit(rate="1/h", key="ip", block=False, group="tests.annotate")
+def annotate_only(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"ok": True, "limited": request.limited})
+
+
 urlpatterns = [
     path("ip", by_ip),
     path("header", by_header_sync),
@@ -51,5 +64,7 @@ urlpatterns = [
     path("mw/a", plain),
     path("mw/sync", plain_sync),
     path("free", plain),
+    path("inline", inline_post_only),
+    path("annotate", annotate_only),
     path("api/", api.urls),  # the public REST API beside the decorated views
 ]
