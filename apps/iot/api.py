@@ -110,15 +110,15 @@ async def get_twin(request: HttpRequest, device_id: str) -> JsonResponse:
 async def patch_twin(request: HttpRequest, device_id: str) -> JsonResponse:
     stub = _stub(device_id)
     update = _parse_update(request)
-    token = update["client_token"]
+    token, field = update["client_token"], update["token_field"]
     result = await stub.update(update)
     if result["status"] != 200:
         if token is not None:
-            result["client_token"] = token
+            result[field] = token
         return _answer(result)
     doc = result["twin"]
     if token is not None:
-        doc["client_token"] = token
+        doc[field] = token  # echoed in the spelling sent (client_token or AWS's clientToken)
     return JsonResponse(doc)
 
 

@@ -302,11 +302,12 @@ class Device(DurableObject):
 
     def _report(self, ws, msg: dict) -> None:
         """A device report: a write of ``reported`` (never pushes a delta)."""
-        token = msg.get("client_token")
+        field = "clientToken" if "clientToken" in msg else "client_token"
+        token = msg.get(field)
         state = msg.get("state")
         body = {"state": {"reported": state}, "version": msg.get("version")}
         if token is not None:
-            body["client_token"] = token
+            body[field] = token
         try:
             # A missing or null state is not "clear reported" (as in a PATCH): a device
             # that forgot its state must not wipe what it reported before.
@@ -316,9 +317,9 @@ class Device(DurableObject):
             doc = self._apply(request["state"], request["version"])
         except rules.TwinError as exc:
             reply = {"type": "rejected", "error": exc.code, "version": self._version()}
-            ws.send(json.dumps({**reply, "message": exc.message, **_token(token)}))
+            ws.send(json.dumps({**reply, "message": exc.message, **_token(field, token)}))
             return
-        ws.send(json.dumps({"type": "accepted", "version": doc["version"], **_token(token)}))
+        ws.send(json.dumps({"type": "accepted", "version": doc["version"], **_token(field, token)}))
 
     async def on_websocket_close(self, ws, code, reason, was_clean) -> None:
         if "device" not in ws.tags or self.ctx.get_websockets("device"):
@@ -454,5 +455,6 @@ class Device(DurableObject):
                 logger.exception("summary of %s not saved", self.ctx.id.key)
 
 
-def _token(token: Any) -> dict:
-    return {} if token is None else {"client_token": token}
+def _token(field: str, token: Any) -> dict:
+    """The client token to echo, in the spelling the device sent it."""
+    return {} if token is None else {field: token}

@@ -68,33 +68,48 @@ def depth(value: Any) -> int:
     return deepest
 
 
+# The client token's two spellings: ours, and AWS Device Shadow's (accepted so that AWS
+# clients work unchanged); the answer echoes the spelling the request used.
+TOKEN_FIELDS = ("client_token", "clientToken")
+
+
 def parse_update(body: Any) -> dict[str, Any]:
-    """Validate a PATCH body; returns ``{"state", "version", "client_token"}``.
+    """Validate a PATCH body; returns ``{"state", "version", "client_token", "token_field"}``
+    (``token_field``: the spelling the client token came in, to echo it the same way).
 
     Raises:
-        TwinError: 400 for a malformed body, a client token over 64 bytes, or nesting
-            deeper than 6.
+        TwinError: 400 for a malformed body, a client token over 64 bytes (or given in
+            both spellings), or nesting deeper than 6.
     """
     if not isinstance(body, dict):
         raise bad_request("the body must be a JSON object")
-    unknown = set(body) - {"state", "version", "client_token"}
+    unknown = set(body) - {"state", "version", *TOKEN_FIELDS}
     if unknown:
         raise bad_request(f"unknown fields: {', '.join(sorted(unknown))}")
-    token = body.get("client_token")
+    given = [field for field in TOKEN_FIELDS if field in body]
+    if len(given) > 1:
+        raise bad_request("give client_token or clientToken, not both")
+    field = given[0] if given else "client_token"
+    token = body.get(field)
     if token is not None:
         if not isinstance(token, str):
-            raise bad_request("client_token must be a string")
+            raise bad_request(f"{field} must be a string")
         if not is_unicode(token):
-            raise bad_request("client_token must be valid Unicode text (no lone surrogates)")
+            raise bad_request(f"{field} must be valid Unicode text (no lone surrogates)")
         if len(token.encode("utf-8", "surrogatepass")) > MAX_CLIENT_TOKEN_BYTES:
-            raise bad_request(f"client_token is longer than {MAX_CLIENT_TOKEN_BYTES} bytes")
+            raise bad_request(f"{field} is longer than {MAX_CLIENT_TOKEN_BYTES} bytes")
     version = body.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise bad_request("version must be an integer")
     state = body.get("state")
     if not isinstance(state, dict) or not state:
         raise bad_request("state must be an object with desired and/or reported")
-    return {"state": parse_state(state, SECTIONS), "version": version, "client_token": token}
+    return {
+        "state": parse_state(state, SECTIONS),
+        "version": version,
+        "client_token": token,
+        "token_field": field,
+    }
 
 
 def parse_state(state: dict[str, Any], allowed: tuple[str, ...]) -> dict[str, Any]:

@@ -70,6 +70,11 @@ def test_rest_contract_codes_and_limits(iot_server):
     assert first.status == 200, first
     doc = first.body
     assert doc["version"] == 1 and doc["client_token"] == "c-1" and doc["device_id"] == "t1"
+    aws = api(s, "PATCH", "t9/twin", {"state": {"desired": {"a": 1}}, "clientToken": "c-2"})
+    assert aws.status == 200 and aws.body["clientToken"] == "c-2"
+    assert "client_token" not in aws.body
+    both = {"state": {"desired": {"a": 2}}, "clientToken": "x", "client_token": "y"}
+    assert api(s, "PATCH", "t9/twin", both).status == 400
     assert doc["state"]["delta"] == {"engine": {"rpm": 900}, "color": "RED"}
     assert set(doc["metadata"]["desired"]) == {"engine", "color"}
     assert doc["metadata"]["desired"]["engine"]["rpm"]["timestamp"] == doc["timestamp"]
@@ -246,6 +251,10 @@ async def test_delta_round_trip_over_the_device_socket(iot_server):
         assert hello["twin"]["state"]["delta"] == {"color": "YELLOW"}
         with pytest.raises(TimeoutError):  # no replay of the missed, older deltas
             await recv_json(device, timeout=0.5)
+        # AWS's spelling of the client token is accepted and echoed as sent.
+        report = {"type": "report", "state": {"color": "YELLOW"}, "clientToken": "aws"}
+        await device.send(json.dumps(report))
+        assert await recv_json(device) == {"type": "accepted", "version": 7, "clientToken": "aws"}
 
 
 @in_own_loop

@@ -104,9 +104,21 @@ def test_well_formed_update_and_null_sections():
         "state": {"desired": None, "reported": {"a": 1}},
         "version": 3,
         "client_token": "x" * 64,
+        "token_field": "client_token",
     }
 
 
 def test_document_size_counts_desired_and_reported():
     assert rules.document_size({}, {}) == len('{"desired":{},"reported":{}}')
     assert rules.document_size({"a": "x" * 9000}, {}) > rules.MAX_DOCUMENT_BYTES
+
+
+def test_the_client_token_may_come_in_aws_spelling_and_says_which_was_used():
+    ours = rules.parse_update({"state": {"desired": {"a": 1}}, "client_token": "t"})
+    aws = rules.parse_update({"state": {"desired": {"a": 1}}, "clientToken": "t"})
+    assert (ours["client_token"], ours["token_field"]) == ("t", "client_token")
+    assert (aws["client_token"], aws["token_field"]) == ("t", "clientToken")
+    with pytest.raises(rules.TwinError, match="not both"):
+        rules.parse_update({"state": {"desired": {}}, "client_token": "a", "clientToken": "b"})
+    with pytest.raises(rules.TwinError, match="clientToken is longer"):
+        rules.parse_update({"state": {"desired": {}}, "clientToken": "x" * 65})
