@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 PORT ?= 8000
 FRONTEND := apps/collab_doc/frontend
 
-.PHONY: install run cluster test lint format bench bench-quick chaos system-packages
+.PHONY: install run cluster test lint format bench bench-quick chaos system-packages docs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -32,6 +32,16 @@ system-packages:
 
 test: install system-packages $(FRONTEND)/node_modules/.installed
 	$(PYTHON) -m pytest
+
+# The documentation site (mkdocs.yml, docs/) into site/; any warning fails the build.
+# docs/contract.md is refreshed from the project's shared contract where it is present.
+$(VENV)/.docs-installed: pyproject.toml $(VENV)/.installed
+	$(PYTHON) -m pip install -q -e ".[docs]"
+	touch $@
+
+docs: install $(VENV)/.docs-installed
+	if [ -f ../shared/CONTRACT.md ]; then cp ../shared/CONTRACT.md docs/contract.md; fi
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 lint: install
 	$(VENV)/bin/ruff check .
