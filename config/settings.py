@@ -160,6 +160,14 @@ RATELIMIT_POLICIES = {
 _CHAT_POLICY = _chat_rate_limit()
 if _CHAT_POLICY is not None:
     RATELIMIT_POLICIES["chat"] = _CHAT_POLICY
+    # Reads with large answers (hello's backlog or resume, history pages), per client IP:
+    # CHAT_READ_RATE_LIMIT=<limit>/<seconds> (default 60/60); CHAT_RATE_LIMIT=0 disables both.
+    _read_limit, _, _read_period = os.environ.get("CHAT_READ_RATE_LIMIT", "60/60").partition("/")
+    RATELIMIT_POLICIES["chat_read"] = {
+        "limit": int(_read_limit),
+        "period": float(_read_period or 60),
+        "public": False,
+    }
 # RATELIMIT_POLICIES_JSON='{"t": {"limit": 20, "period": 2}}' adds or replaces policies
 # for one server process (tests, benchmarks).
 if os.environ.get("RATELIMIT_POLICIES_JSON"):

@@ -5,6 +5,15 @@ An app subclasses ``DurableObjectConsumer`` and says which object a URL addresse
 tags, or reject), receives messages and closes, and sends frames that reach the front
 in one envelope per front, after the turn that sent them committed. The front drops
 frames stamped with an older owner token than one it already saw for that object.
+
+Flow control (issue 16 §3, §10): every client frame spends a per-socket budget of
+messages and bytes (``max_messages_per_second`` / ``message_burst``,
+``max_bytes_per_second`` / ``byte_burst``), each route choosing what pressure does
+(``on_flood``): ``FloodAction.CLOSE`` closes with 1013 (chat, devices: a flood is abuse),
+``FloodAction.PACE`` waits until the budget allows the frame (the editor: scripts and
+paste handlers send bursts). While a consumer waits it reads nothing more, and the server
+stops reading the socket (TCP pushes back on the sender): Daphne through the adapter's
+bounded queue (``durable_core._daphne``), uvicorn through websockets' ``max_queue``.
 """
 
 from __future__ import annotations
@@ -12,18 +21,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import ipaddress
+import enum
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 
 from .exceptions import DurableError
 from .stubs import ObjectStub
+from .web import scope_client_ip
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +43,36 @@ CLOSE_RESTART = 1012  # the front was declared dead, or the object lost the sock
 CLOSE_TRY_AGAIN = 1013  # overloaded, flooding, or too slow to read
 CLOSE_TOO_BIG = 1009
 CLOSE_NOT_FOUND = 4404
+
+
+class FloodAction(enum.Enum):
+    """What a consumer does with a client frame beyond its budget."""
+
+    CLOSE = "close"  # close with 1013 (try again later)
+    PACE = "pace"  # wait until the budget allows it, reading nothing meanwhile
+
+
+class TokenBucket:
+    """``rate`` units per second, at most ``burst`` saved up (monotonic clock)."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self._at = time.monotonic()
+
+    def wait_for(self, amount: float) -> float:
+        """Seconds until ``amount`` is available (0 when it is now); ``amount`` is capped at
+        the burst so that any single item can pass once the bucket is full."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self._at) * self.rate)
+        self._at = now
+        missing = min(amount, self.burst) - self.tokens
+        return 0.0 if missing <= 0 else missing / self.rate
+
+    def take(self, amount: float) -> None:
+        """Spend ``amount`` (call after ``wait_for`` said it is there)."""
+        self.tokens -= min(amount, self.burst)
 
 
 class FrontSockets:
@@ -104,26 +144,9 @@ def get_front() -> FrontSockets:
 
 
 def client_address(scope: dict) -> str | None:
-    """The client's address; ``X-Forwarded-For`` is believed only from TRUSTED_PROXIES.
-
-    Walks the hops from the nearest one back and returns the first that is not a
-    trusted proxy.
-    """
-    client = scope.get("client")
-    address = client[0] if client else None
-    trusted = [ipaddress.ip_network(p) for p in getattr(settings, "TRUSTED_PROXIES", ())]
-    if not address or not trusted:
-        return address
-    forwarded = dict(scope.get("headers") or []).get(b"x-forwarded-for", b"")
-    hops = [h.strip() for h in forwarded.decode("latin-1").split(",") if h.strip()]
-    for hop in reversed([*hops, address]):
-        try:
-            ip = ipaddress.ip_address(hop)
-        except ValueError:
-            return hop
-        if not any(ip in net for net in trusted):
-            return hop
-    return hops[0] if hops else address
+    """The client's address by the one rule of ``web.resolve_client`` (TRUSTED_PROXIES);
+    None when the server gave no peer address."""
+    return scope_client_ip(scope) if scope.get("client") else None
 
 
 class DurableObjectConsumer(AsyncWebsocketConsumer):
@@ -138,6 +161,13 @@ class DurableObjectConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "durable.none"  # frames come through the front, not a layer
     max_message_bytes = 1024 * 1024
     send_buffer = 1000  # frames waiting for the sender task (it does not wait on the client)
+    # The per-socket budget of client frames (see the module docstring); each route may
+    # set its own. A frame larger than ``byte_burst`` waits for a full bucket.
+    max_messages_per_second = 100.0
+    message_burst = 200.0
+    max_bytes_per_second = 4.0 * 1024 * 1024
+    byte_burst = 8.0 * 1024 * 1024
+    on_flood = FloodAction.CLOSE
 
     def get_object_stub(self) -> ObjectStub | None:
         """The object this connection talks to."""
@@ -150,6 +180,8 @@ class DurableObjectConsumer(AsyncWebsocketConsumer):
 
         self.ws_id = uuid.uuid4().hex
         self.state = "connecting"
+        self._messages = TokenBucket(self.max_messages_per_second, self.message_burst)
+        self._bytes = TokenBucket(self.max_bytes_per_second, self.byte_burst)
         self._queue: asyncio.Queue = asyncio.Queue(maxsize=self.send_buffer)
         self._sender: asyncio.Task | None = None
         try:
@@ -163,19 +195,11 @@ class DurableObjectConsumer(AsyncWebsocketConsumer):
         self.object_key = stub.id.key
         host = get_router().host
         self.front_id = host.host_id if host is not None else ""
-        get_front().register(self)
+        body = {"ws": self.ws_id, "front": self.front_id, "request": self._describe_request()}
+        get_front().register(self)  # after anything that can raise: nothing left registered
         try:
             reply = await get_router().send_event(
-                stub.id,
-                "connect",
-                json.dumps(
-                    {
-                        "ws": self.ws_id,
-                        "front": self.front_id,
-                        "request": self._describe_request(),
-                    }
-                ),
-                lifecycle=True,
+                stub.id, "connect", json.dumps(body), lifecycle=True
             )
         except DurableError as exc:
             logger.warning("connect to %s failed: %s", self.object_key, exc)
@@ -236,6 +260,33 @@ class DurableObjectConsumer(AsyncWebsocketConsumer):
                 return
 
     # -- messages from the client -------------------------------------------------------
+
+    async def dispatch(self, message: dict) -> None:
+        """Every client frame spends the socket's budget first, before any handler of a
+        subclass sees it (a front that answers frames itself is budgeted the same)."""
+        budgeted = message.get("type") == "websocket.receive"
+        if budgeted and getattr(self, "state", None) == "open" and not await self._spend(message):
+            return
+        await super().dispatch(message)
+
+    async def _spend(self, message: dict) -> bool:
+        """Charge one frame; False when the socket was closed for flooding instead."""
+        text, data = message.get("text"), message.get("bytes")
+        size = len(text.encode("utf-8", "surrogatepass")) if text is not None else len(data or b"")
+        wait = max(self._messages.wait_for(1), self._bytes.wait_for(size))
+        if wait > 0:
+            if self.on_flood is FloodAction.CLOSE:
+                logger.info("closing flooding WebSocket %s of %s", self.ws_id, self.object_key)
+                await self._close_from_front(CLOSE_TRY_AGAIN, "too many messages")
+                return False
+            await asyncio.sleep(wait)  # nothing more is read meanwhile: TCP pushes back
+            if self.state != "open":
+                return False
+            self._messages.wait_for(1)
+            self._bytes.wait_for(size)
+        self._messages.take(1)
+        self._bytes.take(size)
+        return True
 
     async def websocket_receive(self, message: dict) -> None:
         from .router import get_router

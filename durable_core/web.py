@@ -127,7 +127,7 @@ def install_error_handlers(api: Any) -> None:
 def client_ip(request: HttpRequest) -> str:
     """The client address: ``REMOTE_ADDR``, or the nearest untrusted hop of
     ``X-Forwarded-For`` when the direct peer is one of ``TRUSTED_PROXIES``."""
-    return _resolve_client(
+    return resolve_client(
         request.META.get("REMOTE_ADDR") or "unknown",
         request.META.get("HTTP_X_FORWARDED_FOR", ""),
     )
@@ -140,10 +140,14 @@ def scope_client_ip(scope: dict) -> str:
     for name, value in scope.get("headers", ()):
         if name.lower() == b"x-forwarded-for":
             forwarded = value
-    return _resolve_client(str(client[0]), forwarded.decode("latin1"))
+    return resolve_client(str(client[0]), forwarded.decode("latin1"))
 
 
-def _resolve_client(remote: str, forwarded: str) -> str:
+def resolve_client(remote: str, forwarded: str) -> str:
+    """The one rule for client addresses (HTTP and WebSocket, issue 16 §12): the direct
+    peer unless it is a trusted proxy; then the nearest ``X-Forwarded-For`` hop that is not
+    one; when every hop is trusted, the farthest hop (the earliest address the chain
+    vouches for)."""
     trusted = _trusted_proxies()
     if not trusted or not _in(remote, trusted):
         return remote
@@ -151,16 +155,19 @@ def _resolve_client(remote: str, forwarded: str) -> str:
     for hop in reversed(hops):
         if not _in(hop, trusted):
             return hop
-    return remote
+    return hops[0] if hops else remote
 
 
 def _trusted_proxies() -> list:
+    """``TRUSTED_PROXIES`` as networks. Host bits are allowed (``10.0.0.1/24`` is
+    10.0.0.0/24); an entry that is no address or network is skipped with a warning, never
+    an exception in the middle of a request or a WebSocket connect."""
     networks = []
     for entry in getattr(settings, "TRUSTED_PROXIES", ()) or ():
         try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
+            networks.append(ipaddress.ip_network(str(entry).strip(), strict=False))
         except ValueError:
-            continue
+            logger.warning("TRUSTED_PROXIES: %r is not an address or network; ignored", entry)
     return networks
 
 

@@ -13,7 +13,7 @@ from ninja import Query, Router, Schema
 
 from durable_core.web import ApiError, client_ip
 
-from .limits import check_send
+from .limits import SendRefused, check_read, check_send
 from .protocol import (
     ChatError,
     check_client_msg_id,
@@ -113,6 +113,7 @@ async def room_messages(request: HttpRequest, room: str, page: Query[PageQuery])
         limit = check_limit(page.limit)
     except ChatError as exc:
         raise ApiError(400, exc.code, exc.message) from None
+    _raise_refusal(await check_read(client_ip(request)))
     return _raise_for(await ref.stub.messages(before, limit))
 
 
@@ -126,7 +127,12 @@ async def post_message(request: HttpRequest, room: str, body: PostIn):
         client_msg_id = check_client_msg_id(body.client_msg_id)
     except ChatError as exc:
         raise ApiError(400, exc.code, exc.message) from None
-    refused = await check_send(client_ip(request))
+    _raise_refusal(await check_send(client_ip(request)))
+    return 201, _raise_for(await ref.stub.post(name, text, client_msg_id))
+
+
+def _raise_refusal(refused: SendRefused | None) -> None:
+    """A refusal of the chat's limits as the contract's error (429, or 503 + Retry-After)."""
     if refused is not None:
         raise ApiError(
             refused.status,
@@ -135,4 +141,3 @@ async def post_message(request: HttpRequest, room: str, body: PostIn):
             headers={"Retry-After": str(max(1, math.ceil(refused.retry_after)))},
             retry_after=math.ceil(refused.retry_after * 10) / 10,
         )
-    return 201, _raise_for(await ref.stub.post(name, text, client_msg_id))

@@ -2,8 +2,9 @@
 
 Besides routing, the front answers some frames itself, without waking the room: frames
 too large to hold a valid message (``too_long``), frames that are not JSON, sends it can
-tell the room would refuse (before hello, bad text or ``client_msg_id``) and sends over
-the client IP's rate limit (``rate_limited``). All leave the connection open.
+tell the room would refuse (before hello, bad text or ``client_msg_id``), sends over
+the client IP's rate limit and hellos or history requests over its read limit
+(``rate_limited``). All leave the connection open.
 
 The send limit is charged only for a send the room will store: validation comes first,
 with the same checks as the room's (``protocol``), and a retransmit of a
@@ -20,7 +21,7 @@ from typing import Any
 from durable_core.consumers import DurableObjectConsumer
 from durable_core.web import scope_client_ip
 
-from .limits import check_send
+from .limits import check_read, check_send
 from .protocol import (
     MAX_FRAME_BYTES,
     MAX_RESUME_MESSAGES,
@@ -74,6 +75,11 @@ class ChatConsumer(DurableObjectConsumer):
         if not isinstance(data, dict):
             return None  # the room answers bad_request
         kind = data.get("type")
+        if kind in ("hello", "history"):
+            refused = await check_read(scope_client_ip(self.scope))
+            if refused is not None:  # a large answer: budgeted per IP (issue 16 §10)
+                retry_after = math.ceil(refused.retry_after * 10) / 10
+                return ChatError("rate_limited", refused.message, retry_after=retry_after)
         if kind == "hello":
             self._note_hello(data)
         elif kind == "send":

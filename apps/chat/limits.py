@@ -1,4 +1,6 @@
-"""Per-IP send limit of the chat, through the rate limiter app's ``chat`` policy.
+"""Per-IP limits of the chat, through the rate limiter app: ``chat`` for sends,
+``chat_read`` for the reads with large answers (a hello's backlog or resume of up to
+1,000 messages, a history page), so cheap requests cannot make large answers without end.
 
 Checked at the edges (the WebSocket front and the REST view), before the room is
 involved: a client over its limit costs the room no turn, the room's turns never await
@@ -16,6 +18,7 @@ from durable_core.exceptions import DurableError
 logger = logging.getLogger(__name__)
 
 POLICY = "chat"
+READ_POLICY = "chat_read"
 # When the limiter cannot decide, the client is told to come back after this long.
 UNAVAILABLE_RETRY_AFTER = 1.0
 
@@ -37,10 +40,22 @@ async def check_send(client_ip: str) -> SendRefused | None:
     decide refuses (issue 16 §4): it is overloaded precisely when one IP sends more than
     its mailbox holds at once, so admitting on failure would let a flood through.
     """
-    if service.get_policy(POLICY) is None:
+    return await _check(POLICY, client_ip)
+
+
+async def check_read(client_ip: str) -> SendRefused | None:
+    """Spend one large read (hello, history) of ``client_ip``, as ``check_send`` does."""
+    refused = await _check(READ_POLICY, client_ip)
+    if refused is not None and refused.status == 429:
+        return SendRefused(refused.retry_after, 429, "too many history requests; wait a moment")
+    return refused
+
+
+async def _check(policy: str, client_ip: str) -> SendRefused | None:
+    if service.get_policy(policy) is None:
         return None
     try:
-        decision = await service.consume(POLICY, client_ip[:256] or "unknown")
+        decision = await service.consume(policy, client_ip[:256] or "unknown")
     except (service.UnknownPolicy, service.InvalidKey):
         return None
     except DurableError as exc:

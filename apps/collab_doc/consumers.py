@@ -9,9 +9,10 @@ object then hears the close like any other and removes the socket's awareness st
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
-from durable_core.consumers import DurableObjectConsumer
+from durable_core.consumers import DurableObjectConsumer, FloodAction, TokenBucket
 
 from . import _protocol as proto
 from ._names import document_stub
@@ -19,15 +20,25 @@ from .objects import MAX_AWARENESS_BYTES, MAX_MESSAGE_BYTES
 
 logger = logging.getLogger(__name__)
 
+# Sync step 1 and awareness queries per socket: a client sends one of each per connect
+# and per resync; beyond a few, each waits for the budget.
+EXPENSIVE_BURST = 8.0
+EXPENSIVE_PER_SECOND = 0.5
+
 
 class DocumentConsumer(DurableObjectConsumer):
     """``/ws/docs/<name>/``: one editor of one document."""
 
     max_message_bytes = MAX_MESSAGE_BYTES
+    on_flood = FloodAction.PACE
     _refused = False
 
     def get_object_stub(self):
         return document_stub(self.scope["url_route"]["kwargs"]["name"])
+
+    async def websocket_connect(self, message: dict) -> None:
+        self._expensive = TokenBucket(EXPENSIVE_PER_SECOND, EXPENSIVE_BURST)
+        await super().websocket_connect(message)
 
     async def websocket_receive(self, message: dict) -> None:
         if self._refused:
@@ -40,10 +51,16 @@ class DocumentConsumer(DurableObjectConsumer):
             await self._refuse(proto.CLOSE_TOO_BIG, "message too big")
             return
         try:
-            proto.validate_frame(data, max_awareness_bytes=MAX_AWARENESS_BYTES)
+            parsed = proto.validate_frame(data, max_awareness_bytes=MAX_AWARENESS_BYTES)
         except proto.ProtocolError as exc:
             await self._refuse(exc.close_code, str(exc))
             return
+        if parsed.step == proto.SYNC_STEP1 or parsed.kind == proto.MESSAGE_QUERY_AWARENESS:
+            wait = self._expensive.wait_for(1)
+            if wait:
+                await asyncio.sleep(wait)  # paced: nothing more is read meanwhile
+                self._expensive.wait_for(1)
+            self._expensive.take(1)
         await super().websocket_receive(message)
 
     async def _refuse(self, code: int, reason: str) -> None:

@@ -102,3 +102,71 @@ async def test_only_sends_that_pass_validation_are_charged(tmp_path):
             over = {"type": "send", "text": "one too many", "client_msg_id": "over"}
             assert await error_code(over) == "rate_limited"
         assert server.get("/api/chat/rooms/rl-valid").body["messages"] == LIMIT
+
+
+@pytest.fixture
+def read_limited_server(tmp_path):
+    env = {"CHAT_RATE_LIMIT": "1000/10", "CHAT_READ_RATE_LIMIT": "3/60"}
+    with running_server(tmp_path, env) as server:
+        yield server
+
+
+async def test_reads_with_large_answers_are_limited_per_ip(read_limited_server):
+    """Hellos (their backlog or resume holds up to 1,000 messages) and history pages are
+    cheap to ask and large to answer, so they spend the IP's ``chat_read`` budget (here 3
+    per minute) across sockets and REST (issue 16 §10). Before the fix all 12 hellos were
+    answered with their whole backlog."""
+    server = read_limited_server
+    for i in range(100):
+        assert post_raw_message(server, "big-room", f"{'x' * 1900}{i}") == 201
+    answered, refused, received = 0, 0, 0
+    sockets = [await ChatClient.open(server, "big-room", f"s{i}") for i in range(12)]
+    try:
+        for i, client in enumerate(sockets):
+            await client.send({"type": "hello", "name": f"reader{i}", "since": 0})
+            first = await first_frame(client)
+            if first["type"] == "error":
+                assert first["code"] == "rate_limited" and first["retry_after"] > 0
+                refused += 1
+            else:
+                await client.expect("ready", timeout=30)
+                answered += 1
+            received += sum(len(json.dumps(f)) for f in client.frames)
+        print(f"\n12 hello resumes: {answered} answered, {refused} refused, {received} bytes sent")
+        assert answered == 3 and refused == 9
+        status, headers, body = get_raw(server, "/api/chat/rooms/big-room/messages?limit=100")
+        assert (
+            status == 429 and body["error"] == "rate_limited" and int(headers["Retry-After"]) >= 1
+        )
+    finally:
+        for client in sockets:
+            await client.close()
+
+
+async def first_frame(client: ChatClient, timeout: float = 15) -> dict:
+    deadline = time.monotonic() + timeout
+    while not client.frames:
+        assert time.monotonic() < deadline, f"{client.label}: no answer"
+        await asyncio.sleep(0.02)
+    return client.frames[0]
+
+
+def post_raw_message(server, room: str, text: str) -> int:
+    request = urllib.request.Request(
+        f"{server.url}/api/chat/rooms/{room}/messages",
+        data=json.dumps({"name": "filler", "text": text}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=10) as response:
+        return response.status
+
+
+def get_raw(server, path: str) -> tuple[int, dict, dict]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(server.url + path, timeout=10) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), json.loads(exc.read())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from pathlib import Path
 
 import pycrdt
@@ -165,3 +166,90 @@ def test_the_duplicate_check_sees_updates_whose_dependencies_are_missing():
     state = proto.parse_state_vector(doc.get_state())
     for update in (first, second):
         assert not proto.holds_unknown(pycrdt.get_update(update, doc.get_state()), state)
+
+
+@pytest.mark.parametrize("edits", [200, 600])
+async def test_an_editor_making_quick_edits_is_paced_not_disconnected(doc_server, edits):
+    """A pycrdt editor making ``edits`` small edits in a loop, as fast as it can (as
+    scripts, paste handlers and reconnecting clients do), stays connected and converges
+    with another editor and the server (issue 16 §3). Before the fix the per-socket flood
+    limit (200 frames at once) closed it with 1013 and it never converged; 600 edits are
+    three times that limit, so they must be paced at ~100 frames/s, not refused."""
+    name = f"quick-edits-{edits}"
+    writer, reader = new_client(doc_server, name), new_client(doc_server, name)
+    await writer.connect()
+    await reader.connect()
+    try:
+        started = time.monotonic()
+        for i in range(edits):
+            writer.insert(len(writer.get_text()), f"{i % 10}")
+        expected = "".join(f"{i % 10}" for i in range(edits))
+        await reader.wait_for(
+            lambda: reader.get_text() == expected or writer.closed.is_set(),
+            60,
+            f"{edits} edits at the other editor",
+        )
+        assert not writer.closed.is_set(), f"the editor was closed with {writer.close_code}"
+        took = time.monotonic() - started
+        assert doc_server.get(f"/api/documents/{name}").body["text"] == expected
+        print(f"\n{edits} quick edits converged in {took:.2f} s")
+    finally:
+        await writer.disconnect()
+        await reader.disconnect()
+
+
+async def test_a_paced_flood_waits_in_tcp_not_in_the_servers_memory(doc_server):
+    """1,500 frames of 64 KiB (~94 MiB) sent as fast as TCP takes them to a paced editor
+    route: the server stops reading the socket once its queue holds a few frames (the
+    Daphne adapter's hook), so its memory stays flat while the sender waits."""
+    name = "paced-flood"
+    flooder = new_client(doc_server, name)
+    await flooder.connect()
+    entry = proto.AwarenessEntry(flooder.client_id, 1, '"' + "x" * 4000 + '"')
+    frame = awareness_frame([entry] * 15)
+    try:
+        before = rss_bytes(doc_server.pid)
+
+        async def flood() -> int:
+            sent = 0
+            for _ in range(1500):
+                await flooder.send_raw(frame)
+                sent += 1
+            return sent
+
+        task = asyncio.create_task(flood())
+        await asyncio.sleep(4)
+        after = rss_bytes(doc_server.pid)
+        assert not task.done(), "the server read the whole flood: nothing pushed back"
+        task.cancel()
+        grown = (after - before) / 2**20
+        print(f"\npaced flood of {len(frame) * 1500 / 2**20:.0f} MiB: server RSS +{grown:.1f} MiB")
+        assert grown < 40, f"the server grew by {grown:.1f} MiB"
+        assert not flooder.closed.is_set()  # paced, not disconnected
+    finally:
+        await flooder.disconnect(flush=0)
+
+
+async def test_requests_answered_with_the_whole_document_are_paced(doc_server):
+    """Sync step 1 is a few bytes and answered with the whole document (up to 512 KiB):
+    40 of them in a burst get 8 answers at once, then one per 2 s (issue 16 §10). Before
+    the fix all 40 were answered at once (40 x the document)."""
+    name = "step1-flood"
+    writer = new_client(doc_server, name)
+    await writer.connect()
+    writer.insert(0, "d" * 100_000)
+    asker = new_client(doc_server, name)
+    await asker.connect()
+    try:
+        await asker.wait_for(lambda: len(asker.get_text()) == 100_000, 10, "the document")
+        answered = asker.received_updates
+        for _ in range(40):
+            await asker.send_raw(proto.sync_step1(b"\x00"))  # "I have nothing": everything
+        await asyncio.sleep(2.5)
+        got = asker.received_updates - answered
+        print(f"\n40 sync step 1 in a burst: {got} answers of ~100 KB within 2.5 s")
+        assert 7 <= got <= 10, got
+        assert not asker.closed.is_set()  # paced, not disconnected
+    finally:
+        await writer.disconnect()
+        await asker.disconnect(flush=0)

@@ -21,7 +21,7 @@ from durable_core import _daphne
 logger = logging.getLogger("durable_core")
 
 
-_daphne.install()  # close codes, flood and slow-reader limits at the socket
+_daphne.install()  # close codes, read backpressure and slow-reader limits at the socket
 
 
 class HostingServer(Server):
