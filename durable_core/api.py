@@ -46,6 +46,21 @@ router = Router(tags=["inspection"], auth=staff_only)
 hosts_router = Router(tags=["inspection"], auth=staff_only)
 
 
+class ErrorOut(Schema):
+    """Every error answer (CONTRACT): a code such as ``not_found``, a human message, and
+    for some codes more fields."""
+
+    error: str
+    message: str
+
+
+# The errors each kind of route can answer (401 anonymous, 403 not staff or no CSRF token,
+# 400 bad parameters, 404 unknown object), declared so the OpenAPI document shows them.
+_STAFF = {401: ErrorOut, 403: ErrorOut}
+_PARAMS = {**_STAFF, 400: ErrorOut}
+_OBJECT = {**_PARAMS, 404: ErrorOut}
+
+
 class HostOut(Schema):
     id: str
     pid: int | None = None
@@ -119,19 +134,21 @@ class Accepted(Schema):
     detail: str
 
 
-@hosts_router.get("/", response=HostsOut, summary="Every known host")
+@hosts_router.get("/", response={200: HostsOut, **_STAFF}, summary="Every known host")
 async def list_hosts(request: HttpRequest) -> dict[str, Any]:
     """Every known host; the ``owner`` of a lease is one of these ids."""
     return {"hosts": await inspection.alist_hosts()}
 
 
-@router.get("/", response=NamespacesOut, summary="Namespaces with object counts")
+@router.get("/", response={200: NamespacesOut, **_STAFF}, summary="Namespaces with object counts")
 async def list_namespaces(request: HttpRequest) -> dict[str, Any]:
     """Every namespace: objects with stored data, and how many are active now."""
     return {"namespaces": await inspection.anamespaces()}
 
 
-@router.get("/{namespace}/", response=ObjectsOut, summary="Objects of a namespace (paged)")
+@router.get(
+    "/{namespace}/", response={200: ObjectsOut, **_PARAMS}, summary="Objects of a namespace (paged)"
+)
 async def list_objects(
     request: HttpRequest,
     namespace: str,
@@ -154,7 +171,11 @@ async def _object_id(namespace: str, hex_id: str) -> tuple[ObjectId, Any]:
     return object_id, record
 
 
-@router.get("/{namespace}/{object_id}", response=ObjectDetail, summary="Inspect one object")
+@router.get(
+    "/{namespace}/{object_id}",
+    response={200: ObjectDetail, **_OBJECT},
+    summary="Inspect one object",
+)
 async def get_object(
     request: HttpRequest, namespace: str, object_id: str, page: Query[ReadQuery]
 ) -> dict[str, Any]:
@@ -176,7 +197,9 @@ async def get_object(
     }
 
 
-@router.post("/{namespace}/{object_id}/evict", response={202: Accepted}, summary="Evict an object")
+@router.post(
+    "/{namespace}/{object_id}/evict", response={202: Accepted, **_OBJECT}, summary="Evict an object"
+)
 async def evict_object(request: HttpRequest, namespace: str, object_id: str):
     """Evict after its current turn (``ctx.abort``); the next call activates it afresh."""
     oid, _record = await _object_id(namespace, object_id)
@@ -186,7 +209,7 @@ async def evict_object(request: HttpRequest, namespace: str, object_id: str):
 
 @router.post(
     "/{namespace}/{object_id}/alarm",
-    response={202: Accepted},
+    response={202: Accepted, **_OBJECT, 409: ErrorOut},
     summary="Fire an object's alarm now",
 )
 async def fire_alarm(request: HttpRequest, namespace: str, object_id: str):
@@ -198,7 +221,9 @@ async def fire_alarm(request: HttpRequest, namespace: str, object_id: str):
 
 
 @router.delete(
-    "/{namespace}/{object_id}", response={204: None}, summary="Delete an object's storage"
+    "/{namespace}/{object_id}",
+    response={204: None, **_OBJECT},
+    summary="Delete an object's storage",
 )
 async def delete_object(request: HttpRequest, namespace: str, object_id: str):
     """Delete the object's storage through its owner (sockets closed, alarm dropped); its

@@ -71,3 +71,16 @@ async def test_the_included_api_has_its_own_openapi_document_and_docs_page():
     assert "/durable/api/hosts/" in schema["paths"]
     assert not any(p.startswith("/durable/api/chat") for p in schema["paths"])
     assert (await client.get("/durable/api/docs")).status_code == 200
+
+
+async def test_the_openapi_document_declares_each_routes_error_answers():
+    schema = (await AsyncClient().get("/durable/api/openapi.json")).json()
+    paths = schema["paths"]
+    evict = paths["/durable/api/objects/{namespace}/{object_id}/evict"]["post"]["responses"]
+    assert {"202", "401", "403", "404"} <= set(evict)
+    error = evict["404"]["content"]["application/json"]["schema"]
+    assert error["$ref"].endswith("/ErrorOut")
+    assert set(schema["components"]["schemas"]["ErrorOut"]["required"]) == {"error", "message"}
+    alarm = paths["/durable/api/objects/{namespace}/{object_id}/alarm"]["post"]["responses"]
+    assert "409" in alarm
+    assert {"200", "401", "403"} <= set(paths["/durable/api/hosts/"]["get"]["responses"])
