@@ -12,69 +12,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
+from collections.abc import Awaitable, Callable
 
-from asgiref.sync import sync_to_async
-from django.db import transaction
-from django.db.models import Q
-
-from . import metrics
+from . import clock, metrics
 from ._tasks import cancel_and_wait
 from .events import Event, internal_event, settle
 from .exceptions import LeaseLost, StaleOwner, error_to_dict
 from .ids import ObjectId
-from .models import ObjectRecord
 from .objects import AlarmInfo
 
 logger = logging.getLogger(__name__)
 
-CLAIM_SECONDS = 30.0
 ALARM_MAX_RETRIES = 6
 ALARM_FIRST_BACKOFF = 2.0
 
 
-async def aset_alarm_index(object_id: ObjectId, when: float) -> None:
-    """Record the alarm time in the index (before the object's commit)."""
-    await ObjectRecord.objects.filter(
-        namespace=object_id.namespace, object_id=object_id.hex
-    ).aupdate(alarm_at=when, alarm_claim_until=None)
-
-
-async def aclear_alarm_index(object_id: ObjectId) -> None:
-    """Drop the index entry (after the commit that removed the alarm)."""
-    await ObjectRecord.objects.filter(
-        namespace=object_id.namespace, object_id=object_id.hex
-    ).aupdate(alarm_at=None, alarm_claim_until=None)
-
-
-@sync_to_async
-def aclaim_due(now: float, limit: int = 100) -> list[tuple[str, str, str]]:
-    """Claim up to ``limit`` due, unclaimed alarms; returns (namespace, id, name)."""
-    with transaction.atomic():
-        rows = list(
-            ObjectRecord.objects.filter(alarm_at__lte=now)
-            .filter(Q(alarm_claim_until__isnull=True) | Q(alarm_claim_until__lt=now))
-            .order_by("alarm_at")
-            .values_list("pk", "namespace", "object_id", "name")[:limit]
-        )
-        claimed = []
-        for pk, namespace, hex_id, name in rows:
-            # Conditional update: of two hosts racing for a row, one wins it.
-            won = (
-                ObjectRecord.objects.filter(pk=pk)
-                .filter(Q(alarm_claim_until__isnull=True) | Q(alarm_claim_until__lt=now))
-                .update(alarm_claim_until=now + CLAIM_SECONDS)
-            )
-            if won:
-                claimed.append((namespace, hex_id, name))
-        return claimed
-
-
 class AlarmScheduler:
-    """Polls the index and delivers due alarms as events through the router."""
+    """Polls the index and delivers due alarms as events through the router.
 
-    def __init__(self, poll_interval: float) -> None:
+    ``claim_due(now)`` claims due index rows (``RecordStore.claim_due``); ``deliver``
+    sends one alarm event (``Router.deliver_alarm``): the host passes both in.
+    """
+
+    def __init__(
+        self,
+        poll_interval: float,
+        claim_due: Callable[[float], Awaitable[list[tuple[str, str, str]]]],
+        deliver: Callable[[ObjectId], Awaitable[None]],
+    ) -> None:
         self.poll_interval = poll_interval
+        self._claim_due = claim_due
+        self._deliver_alarm = deliver
         self._task: asyncio.Task | None = None
         self._inflight: set[asyncio.Task] = set()
         self.fired = 0
@@ -89,7 +57,7 @@ class AlarmScheduler:
 
     async def poll_once(self) -> int:
         """Claim and dispatch every due alarm now; returns how many were claimed."""
-        due = await aclaim_due(time.time())
+        due = await self._claim_due(clock.wall())
         for namespace, hex_id, name in due:
             task = asyncio.create_task(self._deliver(ObjectId(namespace, hex_id, name or None)))
             self._inflight.add(task)
@@ -105,10 +73,8 @@ class AlarmScheduler:
             await asyncio.sleep(self.poll_interval)
 
     async def _deliver(self, object_id: ObjectId) -> None:
-        from .router import get_router
-
         try:
-            await get_router().deliver_alarm(object_id)
+            await self._deliver_alarm(object_id)
             self.fired += 1
         except Exception as exc:  # the claim lapses and the next poll tries again
             logger.warning("alarm of %s not delivered: %s", object_id.key, exc)
@@ -144,14 +110,14 @@ class AlarmEvents:
 
     def _write_alarm_attempt(self) -> tuple[float, int] | None:
         scheduled = self.storage.get_alarm()
-        if scheduled is None or scheduled > time.time() + 0.005:
+        if scheduled is None or scheduled > clock.wall() + 0.005:
             return None  # an early or stale wake-up
         retry = int(self.db.get_meta("alarm_retry") or 0)  # type: ignore[call-overload]
         if retry >= ALARM_MAX_RETRIES:
             self.db.set_meta("alarm", None)
             self.db.set_meta("alarm_retry", None)
         else:
-            self.db.set_meta("alarm", time.time() + ALARM_FIRST_BACKOFF * 2**retry)
+            self.db.set_meta("alarm", clock.wall() + ALARM_FIRST_BACKOFF * 2**retry)
             self.db.set_meta("alarm_retry", retry + 1)
         self.storage.alarm_changed = True
         return scheduled, retry
@@ -176,7 +142,7 @@ class AlarmEvents:
         if handler is None:
             logger.warning("%s has an alarm but no on_alarm handler", self.key)
             return
-        metrics.alarm_fired(self.object_id.namespace, time.time() - scheduled)
+        metrics.alarm_fired(self.object_id.namespace, clock.wall() - scheduled)
         await handler(AlarmInfo(retry_count=retry, scheduled_time=scheduled))
 
     def _schedule_alarm_timer(self, when: float | None) -> None:
@@ -185,7 +151,7 @@ class AlarmEvents:
             self._alarm_timer = None
         if when is None or self.closing:
             return
-        delay = max(0.0, when - time.time())
+        delay = max(0.0, when - clock.wall())
         self._alarm_timer = asyncio.get_running_loop().call_later(delay, self._alarm_due)
 
     def _alarm_due(self) -> None:

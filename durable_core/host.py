@@ -9,25 +9,27 @@ Only a process whose host started may own objects.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import json
 import logging
 import os
-import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
-from . import audit, failpoints, metrics, records
+from . import audit, clock, failpoints, metrics
 from ._tasks import RuntimeDatabaseThread, cancel_and_wait
-from .alarms import AlarmScheduler, aclear_alarm_index, aset_alarm_index
+from .alarms import AlarmScheduler
 from .conf import get_setting, get_storage_dir
 from .exceptions import HostUnavailable, LeaseLost, NotOwner, ObjectNotActive, StaleOwner
 from .ids import ObjectId
 from .leases.base import Lease, LeaseHolder, LeaseStore
+from .records import RecordStore
 from .registry import get_object_class
+from .router import Router, bind_router, get_router
 from .storage.database import ObjectDatabase, ObjectTombstoned
 from .storage.files import (
     OpenStoreCache,
@@ -94,18 +96,24 @@ class ObjectHost:
         registry: HostRegistry | None = None,
         transport: Transport | None = None,
         host_id: str | None = None,
+        records: RecordStore | None = None,
+        router: Router | None = None,
     ) -> None:
         self.settings = HostSettings.from_settings()
+        self.records = records or RecordStore()
+        self.router = router or get_router()
         self.lease_store = lease_store
         self.registry = registry  # None in embedded mode: this host owns everything
         self.transport = transport
         self.storage_dir = get_storage_dir()
         self.host_id = host_id or new_host_id()
         self.pid = os.getpid()
-        self.started_at = time.time()
+        self.started_at = clock.wall()
         self.active: dict[str, ActiveObject] = {}
         self.stores = OpenStoreCache(self.settings.max_open_stores)
-        self.alarms = AlarmScheduler(self.settings.alarm_poll_interval)
+        self.alarms = AlarmScheduler(
+            self.settings.alarm_poll_interval, self.records.claim_due, self.router.deliver_alarm
+        )
         self.running = False
         self.stopping = False
         self._ready = asyncio.Event()
@@ -117,6 +125,18 @@ class ObjectHost:
 
     # -- start and stop ----------------------------------------------------------------
 
+    def bind(self) -> None:
+        """Bind this host into the current context: its router answers ``get_router()``
+        (objects calling objects) and the ORM goes to its database thread."""
+        bind_router(self.router)
+        self.db_thread.bind()
+
+    def task_context(self) -> contextvars.Context:
+        """A fresh context bound to this host, for the tasks it starts."""
+        context = contextvars.Context()
+        context.run(self.bind)
+        return context
+
     async def start(self) -> None:
         """Take the storage directory, start renewal, eviction and the alarm scheduler."""
         self.storage_dir.mkdir(parents=True, exist_ok=True)
@@ -124,21 +144,24 @@ class ObjectHost:
             self._dir_lock.acquire()
         raise_nofile_limit()
         if self.transport is not None:
-            from .router import get_router
-
-            await self.transport.start(get_router().handle_message)
+            await self.transport.start(self.router.handle_message)
         if self.registry is not None:
             self.registry.info["channel"] = self.transport.channel  # type: ignore[union-attr]
             self.registry.on_declared_dead = self._declared_dead
             await self.registry.start(self.describe)
         self.running = True
+        context = self.task_context()
         self._tasks = [
-            asyncio.create_task(self._renew_loop(), name="durable:renew"),
-            asyncio.create_task(self._housekeeping_loop(), name="durable:housekeeping"),
+            asyncio.create_task(self._renew_loop(), name="durable:renew", context=context),
+            asyncio.create_task(
+                self._housekeeping_loop(), name="durable:housekeeping", context=context
+            ),
         ]
         if self.registry is not None:
-            self._tasks.append(asyncio.create_task(self._front_janitor(), name="durable:fronts"))
-        self.alarms.start()
+            self._tasks.append(
+                asyncio.create_task(self._front_janitor(), name="durable:fronts", context=context)
+            )
+        context.run(self.alarms.start)
         self._ready.set()
         logger.info("object host %s started (storage %s)", self.host_id, self.storage_dir)
 
@@ -299,19 +322,19 @@ class ObjectHost:
         tombstone committed, its removal cut short) is finished off here."""
         failpoints.check("host.claim")
         if db.exists():
-            started = time.monotonic() if audit.ENABLED else 0.0
+            started = clock.monotonic() if audit.ENABLED else 0.0
             try:
                 await db.activate()
             except ObjectTombstoned as dead:
                 db.close()
-                await records.amark_deleted(object_id, dead.token)
+                await self.records.mark_deleted(object_id, dead.token)
                 if lease.is_valid():
                     remove_object_files(db.path)
                 raise StaleOwner(f"{object_id.key}: removed a destroyed file; retry") from None
             if audit.ENABLED:
-                audit.claim(object_id.key, db.token, started, time.monotonic())
+                audit.claim(object_id.key, db.token, started, clock.monotonic())
             return
-        db.floor = await records.aget_fence_floor(object_id)
+        db.floor = await self.records.fence_floor(object_id)
         if db.floor >= db.token:
             exc = StaleOwner(f"{object_id.key}: record fence floor {db.floor} >= token")
             exc.stored_fence = db.floor  # type: ignore[attr-defined]
@@ -327,7 +350,7 @@ class ObjectHost:
     async def object_destroyed(self, active: ActiveObject) -> None:
         """After a destroy's tombstone committed: the record says deleted (unless a newer
         owner recorded itself meanwhile), its alarm index is cleared, the floor kept."""
-        await records.amark_deleted(active.object_id, active.lease.token)
+        await self.records.mark_deleted(active.object_id, active.lease.token)
 
     # -- commit hooks (called by turns) ---------------------------------------------------
 
@@ -338,16 +361,16 @@ class ObjectHost:
         commit then fails): once the file is gone, the floor still refuses older owners.
         """
         if destroying:
-            await records.araise_fence_floor(active.object_id, active.lease.token)
+            await self.records.raise_floor(active.object_id, active.lease.token)
             return
         if not active.has_record:
-            await records.aensure_record(active.object_id, active.lease.token)
+            await self.records.ensure(active.object_id, active.lease.token)
             active.db.set_meta("recorded", 1)
             active.has_record = True
         if active.storage.alarm_changed:
             alarm = active.storage.get_alarm()
             if alarm is not None:
-                await aset_alarm_index(active.object_id, alarm)
+                await self.records.set_alarm(active.object_id, alarm)
 
     # -- WebSocket fronts (DESIGN §9) ------------------------------------------------------
 
@@ -392,15 +415,13 @@ class ObjectHost:
 
     async def _front_janitor(self) -> None:
         """Tell objects whose sockets were on a dead front to close them."""
-        from .router import get_router
-
         while True:
             await asyncio.sleep(self.registry.interval)  # type: ignore[union-attr]
             try:
                 claimed = await self.registry.claim_dead_front_objects()  # type: ignore[union-attr]
                 await asyncio.gather(
                     *(
-                        get_router().send_event(
+                        self.router.send_event(
                             ObjectId(*key.rsplit(":", 1)), "front_dead", json.dumps({"front": f})
                         )
                         for f, key in claimed
@@ -417,9 +438,9 @@ class ObjectHost:
     async def after_alarm_commit(self, active: ActiveObject, alarm: float | None) -> None:
         """After the commit: clear the index entry of a removed alarm, or refresh it."""
         if alarm is None:
-            await aclear_alarm_index(active.object_id)
+            await self.records.clear_alarm(active.object_id)
         else:
-            await aset_alarm_index(active.object_id, alarm)
+            await self.records.set_alarm(active.object_id, alarm)
 
     # -- background loops ------------------------------------------------------------------
 
@@ -454,7 +475,7 @@ class ObjectHost:
         interval = max(0.05, min(idle / 2, 5.0))
         while True:
             await asyncio.sleep(interval)
-            now = time.monotonic()
+            now = clock.monotonic()
             for active in list(self.active.values()):
                 if not active.closing and active.is_idle(now, idle):
                     active.evict("idle")
@@ -472,7 +493,7 @@ class ObjectHost:
             return
         batch, self._activity = self._activity, {}
         now = timezone.now()
-        await records.atouch_many(
+        await self.records.touch_many(
             {(a.object_id.namespace, a.object_id.hex): (now, _size(a)) for a in batch.values()}
         )
 
@@ -552,7 +573,7 @@ def build_host() -> ObjectHost:
     client = make_redis_client()
     prefix = get_setting("KEY_PREFIX")
     host_id = new_host_id()
-    info = {"id": host_id, "pid": os.getpid(), "started": time.time()}
+    info = {"id": host_id, "pid": os.getpid(), "started": clock.wall()}
     registry = HostRegistry(
         client, prefix, info, float(get_setting("HEARTBEAT_INTERVAL")), lease_ttl=ttl
     )
@@ -569,8 +590,6 @@ def build_host() -> ObjectHost:
 async def start_host() -> ObjectHost:
     """Start this process's host and route calls to it (idempotent)."""
     global _host
-    from .router import get_router
-
     if _host is not None and _host.running:
         return _host
     host = build_host()
@@ -591,8 +610,6 @@ async def start_host() -> ObjectHost:
 async def stop_host() -> None:
     """Stop this process's host gracefully (drain, commit, release)."""
     global _host
-    from .router import get_router
-
     host, _host = _host, None
     get_router().host = None
     if host is not None:

@@ -14,11 +14,11 @@ import asyncio
 import json
 import logging
 import os
-import time
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from . import clock
 from ._tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class HostRegistry:
 
     async def beat(self) -> None:
         """One heartbeat: refresh this host's key and description; notice Redis restarts."""
-        entry = dict(self.info, **self._describe(), heartbeat=time.time())
+        entry = dict(self.info, **self._describe(), heartbeat=clock.wall())
         text = json.dumps(entry)
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.set(self._hb_key(self.host_id), text, px=int(self.expiry * 1000))
@@ -120,7 +120,7 @@ class HostRegistry:
         node, pid = parse_host_id(host_id)
         if node == self.node and pid and not pid_is_running(pid):
             return True
-        if time.monotonic() < self._grace_until:
+        if clock.monotonic() < self._grace_until:
             return False
         if await self.client.exists(self._hb_key(host_id)):
             return False
@@ -137,7 +137,7 @@ class HostRegistry:
 
     def in_grace(self) -> bool:
         """True during the grace period after Redis restarted (no death by heartbeat)."""
-        return time.monotonic() < self._grace_until
+        return clock.monotonic() < self._grace_until
 
     async def _notice_restart(self) -> bool:
         """Ask Redis for its run_id now; see ``_note_run_id``."""
@@ -148,7 +148,7 @@ class HostRegistry:
         restarted = self._run_id is not None and run_id != self._run_id
         if restarted:
             logger.warning("Redis restarted (run_id changed): grace before declaring deaths")
-            self._grace_until = time.monotonic() + self.interval * 3
+            self._grace_until = clock.monotonic() + self.interval * 3
         self._run_id = run_id
         return restarted
 
@@ -206,7 +206,7 @@ class HostRegistry:
             for host_id in ids:
                 pipe.exists(self._hb_key(host_id))
             alive = await pipe.execute()
-        hosts, now = [], time.time()
+        hosts, now = [], clock.wall()
         for host_id, raw, is_alive in zip(ids, entries.values(), alive, strict=True):
             entry = json.loads(raw)
             entry["alive"] = bool(is_alive) and not (

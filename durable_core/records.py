@@ -1,4 +1,5 @@
-"""Reads and writes of object records from the runtime (async, off the event loop)."""
+"""Reads and writes of object records and the alarm index from the runtime (async, off
+the event loop). ``RecordStore`` is how a host reaches them (DESIGN §8, §10)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import datetime as dt
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .ids import ObjectId
 from .models import ObjectRecord
+
+CLAIM_SECONDS = 30.0  # an alarm claimed by one host's scheduler is left to it this long
 
 
 async def aget_fence_floor(object_id: ObjectId) -> int:
@@ -103,3 +107,70 @@ def atouch_many(activity: dict[tuple[str, str], tuple[dt.datetime, int | None]])
             if size is not None:
                 fields["storage_bytes"] = size
             ObjectRecord.objects.filter(namespace=namespace, object_id=hex_id).update(**fields)
+
+
+async def aset_alarm_index(object_id: ObjectId, when: float) -> None:
+    """Record the alarm time in the index (before the object's commit)."""
+    await ObjectRecord.objects.filter(
+        namespace=object_id.namespace, object_id=object_id.hex
+    ).aupdate(alarm_at=when, alarm_claim_until=None)
+
+
+async def aclear_alarm_index(object_id: ObjectId) -> None:
+    """Drop the index entry (after the commit that removed the alarm)."""
+    await ObjectRecord.objects.filter(
+        namespace=object_id.namespace, object_id=object_id.hex
+    ).aupdate(alarm_at=None, alarm_claim_until=None)
+
+
+@sync_to_async
+def aclaim_due(now: float, limit: int = 100) -> list[tuple[str, str, str]]:
+    """Claim up to ``limit`` due, unclaimed alarms; returns (namespace, id, name)."""
+    with transaction.atomic():
+        rows = list(
+            ObjectRecord.objects.filter(alarm_at__lte=now)
+            .filter(Q(alarm_claim_until__isnull=True) | Q(alarm_claim_until__lt=now))
+            .order_by("alarm_at")
+            .values_list("pk", "namespace", "object_id", "name")[:limit]
+        )
+        claimed = []
+        for pk, namespace, hex_id, name in rows:
+            # Conditional update: of two hosts racing for a row, one wins it.
+            won = (
+                ObjectRecord.objects.filter(pk=pk)
+                .filter(Q(alarm_claim_until__isnull=True) | Q(alarm_claim_until__lt=now))
+                .update(alarm_claim_until=now + CLAIM_SECONDS)
+            )
+            if won:
+                claimed.append((namespace, hex_id, name))
+        return claimed
+
+
+class RecordStore:
+    """What a host keeps in the Django database about its objects: records (fence
+    floors, deletion, activity) and the alarm index. A host takes one (the simulation
+    gives an in-memory one); this one is the Django ORM."""
+
+    async def fence_floor(self, object_id: ObjectId) -> int:
+        return await aget_fence_floor(object_id)
+
+    async def ensure(self, object_id: ObjectId, token: int) -> None:
+        await aensure_record(object_id, token)
+
+    async def raise_floor(self, object_id: ObjectId, token: int) -> None:
+        await araise_fence_floor(object_id, token)
+
+    async def mark_deleted(self, object_id: ObjectId, token: int) -> None:
+        await amark_deleted(object_id, token)
+
+    async def touch_many(self, activity: dict) -> None:
+        await atouch_many(activity)
+
+    async def set_alarm(self, object_id: ObjectId, when: float) -> None:
+        await aset_alarm_index(object_id, when)
+
+    async def clear_alarm(self, object_id: ObjectId) -> None:
+        await aclear_alarm_index(object_id)
+
+    async def claim_due(self, now: float) -> list[tuple[str, str, str]]:
+        return await aclaim_due(now)

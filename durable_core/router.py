@@ -20,17 +20,17 @@ result instead of running twice.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import logging
-import time
 import uuid
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from . import metrics
+from . import clock, metrics
 from .conf import get_setting, is_cluster_mode
 from .events import Event, encode_json, get_current_turn
 from .exceptions import (
@@ -231,14 +231,14 @@ class Router:
             if host.registry is None:
                 return _LOCAL  # embedded: this host owns everything
         cached = self._owners.get(key)
-        if cached is not None and cached[1] > time.monotonic():
+        if cached is not None and cached[1] > clock.monotonic():
             return cached[0]
         store, registry = self._cluster_parts()
         holder = await store.get_holder(key)
         if holder is not None and host is not None and holder.host_id == host.host_id:
             return _LOCAL
         if holder is not None and not await registry.is_dead(holder.host_id):
-            self._owners[key] = (holder.host_id, time.monotonic() + store.ttl / 2)
+            self._owners[key] = (holder.host_id, clock.monotonic() + store.ttl / 2)
             return holder.host_id
         if host is not None:
             return _LOCAL  # free, or its holder died: claim it here (first access wins)
@@ -430,8 +430,17 @@ class _PendingCall:
 
 
 _router = Router()
+_bound_router: contextvars.ContextVar[Router | None] = contextvars.ContextVar(
+    "durable_router", default=None
+)
 
 
 def get_router() -> Router:
-    """The process-wide router."""
-    return _router
+    """The router of the code running now: the process-wide one, unless a host bound
+    its own into this context (several hosts in one process: the simulation)."""
+    return _bound_router.get() or _router
+
+
+def bind_router(router: Router) -> None:
+    """Make ``router`` the one ``get_router()`` returns in the current context."""
+    _bound_router.set(router)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import enum
 import json
 import logging
@@ -28,7 +27,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from . import audit, failpoints, metrics
+from . import audit, clock, failpoints, metrics
 from ._tasks import run_to_completion
 from .alarms import ALARM_MAX_RETRIES, AlarmEvents
 from .events import (
@@ -154,7 +153,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
         self.pending: list[tuple[asyncio.Future, Reply]] = []
         self.phase = Phase.ACTIVATING
         self.closed = asyncio.Event()
-        self.last_event = time.monotonic()
+        self.last_event = clock.monotonic()
         self.turns = 0
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task | None = None
@@ -226,10 +225,8 @@ class ActiveObject(SocketEvents, AlarmEvents):
         # once that request ends ("ThreadSensitiveContext has exited"). Its ORM calls go
         # to the host's own database thread, never to asgiref's process-wide one, where
         # sync code blocked in async_to_sync on this very object may be waiting.
-        context = contextvars.Context()
-        context.run(self.host.db_thread.bind)
         self._dispatcher = asyncio.create_task(
-            self._dispatch(), name=f"durable:{self.key}", context=context
+            self._dispatch(), name=f"durable:{self.key}", context=self.host.task_context()
         )
 
     async def _run_on_start(self) -> None:
@@ -255,7 +252,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
                 f"{self.key}: mailbox holds {len(self.mailbox)} events; retry later"
             )
         self.mailbox.append(event)
-        self.last_event = time.monotonic()
+        self.last_event = clock.monotonic()
         self._wake.set()
 
     def is_idle(self, now: float, idle_timeout: float) -> bool:
@@ -504,7 +501,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
         records the oldest entries beyond the window (count or age) go, at most 64 at a
         time: the table stays bounded however short the activations are."""
         conn = self.db.ensure_writable()
-        now = time.time()
+        now = clock.wall()
         seq = conn.execute(
             "INSERT OR REPLACE INTO _do_calls(call_id, reply, ts) VALUES (?, ?, ?)",
             (call_id, reply[1], now),
@@ -582,7 +579,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
         """Commit the segment, then release its replies (output gate). Returns the
         error that stopped the commit (every caller in the segment got it), or None."""
         pending, self.pending = self.pending, []
-        started = time.monotonic() if audit.ENABLED else 0.0
+        started = clock.monotonic() if audit.ENABLED else 0.0
         wrote = self.db.in_write_tx
         try:
             destroying = await self._commit_storage(bool(pending))
@@ -613,7 +610,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
             if is_fatal(exc):
                 raise
             return lost
-        committed = time.monotonic() if audit.ENABLED else 0.0
+        committed = clock.monotonic() if audit.ENABLED else 0.0
         wrote = wrote or destroying
         try:
             await self._after_commit(destroying)
@@ -624,7 +621,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
             for fut, reply in pending:
                 settle(fut, reply)
         if audit.ENABLED and (wrote or pending):
-            audit.segment(self.key, self.lease.token, started, committed, time.monotonic(), wrote)
+            audit.segment(self.key, self.lease.token, started, committed, clock.monotonic(), wrote)
         return None
 
     async def _commit_storage(self, has_pending: bool) -> bool:

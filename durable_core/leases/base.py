@@ -9,8 +9,9 @@ host can only ever believe its lease ends earlier than it really does.
 from __future__ import annotations
 
 import abc
-import time
 from dataclasses import dataclass
+
+from .. import clock
 
 
 @dataclass
@@ -20,11 +21,11 @@ class Lease:
     key: str
     host_id: str
     token: int
-    deadline: float  # time.monotonic() after which the lease must be treated as lost
+    deadline: float  # clock.monotonic() after which the lease must be treated as lost
 
     def is_valid(self, now: float | None = None) -> bool:
         """True while the local deadline has not passed."""
-        return (time.monotonic() if now is None else now) < self.deadline
+        return (clock.monotonic() if now is None else now) < self.deadline
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ once do not stay in memory forever.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
 
+from .. import clock
 from .base import Lease, LeaseHolder, LeaseStore
 
 
@@ -34,7 +34,7 @@ class LocalLeaseStore(LeaseStore):
             self._fences.popitem(last=False)
 
     async def acquire(self, key: str, host_id: str) -> Lease | LeaseHolder:
-        start = time.monotonic()
+        start = clock.monotonic()
         held = self._leases.get(key)
         if held is not None and held[2] > start and held[0] != host_id:
             return LeaseHolder(held[0], held[1])
@@ -44,7 +44,7 @@ class LocalLeaseStore(LeaseStore):
         return Lease(key, host_id, token, start + self.ttl)
 
     async def renew(self, leases: list[Lease]) -> list[Lease]:
-        start = time.monotonic()
+        start = clock.monotonic()
         renewed = []
         for lease in leases:
             held = self._leases.get(lease.key)
@@ -61,7 +61,7 @@ class LocalLeaseStore(LeaseStore):
 
     async def get_holder(self, key: str) -> LeaseHolder | None:
         held = self._leases.get(key)
-        if held is None or held[2] <= time.monotonic():
+        if held is None or held[2] <= clock.monotonic():
             return None
         return LeaseHolder(held[0], held[1])
 

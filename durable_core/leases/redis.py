@@ -8,10 +8,9 @@ idea of its lease always ends before Redis's.
 
 from __future__ import annotations
 
-import time
-
 import redis.asyncio as aioredis
 
+from .. import clock
 from . import _lua
 from .base import Lease, LeaseHolder, LeaseStore
 
@@ -49,7 +48,7 @@ class RedisLeaseStore(LeaseStore):
         self._take_over = client.register_script(_lua.TAKE_OVER)
 
     async def acquire(self, key: str, host_id: str) -> Lease | LeaseHolder:
-        start = time.monotonic()
+        start = clock.monotonic()
         won, value = await self._acquire(
             keys=[lease_key(self.prefix, key), fence_key(self.prefix, key)],
             args=[host_id, self._ttl_ms, FENCE_TTL_MS],
@@ -61,7 +60,7 @@ class RedisLeaseStore(LeaseStore):
     async def renew(self, leases: list[Lease]) -> list[Lease]:
         if not leases:
             return []
-        start = time.monotonic()
+        start = clock.monotonic()
         async with self.client.pipeline(transaction=False) as pipe:
             for lease in leases:
                 await self._renew(
@@ -103,7 +102,7 @@ class RedisLeaseStore(LeaseStore):
 
     async def take_over(self, key: str, dead: LeaseHolder, host_id: str) -> Lease | LeaseHolder:
         """Take the lease of a host known to be dead, if that lease is still in place."""
-        start = time.monotonic()
+        start = clock.monotonic()
         won, value = await self._take_over(
             keys=[lease_key(self.prefix, key), fence_key(self.prefix, key)],
             args=[f"{dead.host_id}|{dead.token}", host_id, self._ttl_ms, FENCE_TTL_MS],
