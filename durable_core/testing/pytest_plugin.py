@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 try:  # pytest-asyncio runs async fixtures on the test's loop, in strict mode too
     import pytest_asyncio
 
-    _async_fixture: Callable[..., Any] = pytest_asyncio.fixture(loop_scope="function")
+    try:
+        _async_fixture: Callable[..., Any] = pytest_asyncio.fixture(loop_scope="function")
+    except TypeError:  # pytest-asyncio before 0.24 has no loop_scope: the loop is the test's
+        _async_fixture = pytest_asyncio.fixture
 except ImportError:  # without pytest-asyncio the fixtures cannot run; say so when used
     _async_fixture = pytest.fixture
 
