@@ -8,7 +8,8 @@ FRONTEND := apps/collab_doc/frontend
 .PHONY: install run cluster test lint format bench bench-quick chaos system-packages docs
 
 $(VENV)/.installed: pyproject.toml
-	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	test -x $(PYTHON) || $(PY) -m venv $(VENV) || \
+		{ sh scripts/system-packages.sh python3-venv && $(PY) -m venv $(VENV); }
 	$(PYTHON) -m pip install -q --upgrade pip
 	$(PYTHON) -m pip install -q -e ".[dev]"
 	touch $@

