@@ -106,6 +106,22 @@ class DurableObject:
     reset_on_error: ClassVar[bool] = True
     _namespace_name: ClassVar[str]
 
+    if TYPE_CHECKING:
+        # For type checkers a stub of a class is an instance of the class
+        # (``Namespace[Counter].get_by_name()`` is a ``Counter``), so that calls through
+        # it check their arguments and results. These two are what the stub itself adds;
+        # they exist on stubs only (inside an object, its ID is ``self.ctx.id``).
+        id: ObjectId
+
+        async def call(
+            self,
+            method: str,
+            *args: Any,
+            timeout: float | None = None,
+            call_id: str | None = None,
+            **kwargs: Any,
+        ) -> Any: ...
+
     def __init__(self, ctx: ObjectContext, storage: ObjectStorage) -> None:
         self.ctx = ctx
         self.storage = storage

@@ -59,7 +59,7 @@ async def object_host(storage_dir: Path | str, **overrides: Any) -> AsyncIterato
             await stop_host()
 
 
-def get_instance(stub: ObjectStub) -> DurableObject | None:
+def get_instance(stub: ObjectStub | DurableObject) -> DurableObject | None:
     """The live instance behind ``stub`` in this process's host, or None if inactive."""
     from ..host import get_host
 
@@ -68,7 +68,7 @@ def get_instance(stub: ObjectStub) -> DurableObject | None:
     return active.instance if active else None
 
 
-async def evict(stub: ObjectStub) -> bool:
+async def evict(stub: ObjectStub | DurableObject) -> bool:
     """Evict the object behind ``stub`` now (as idle eviction would); True if it was active."""
     from ..host import get_host
 
@@ -80,7 +80,7 @@ async def evict(stub: ObjectStub) -> bool:
     return True
 
 
-async def fire_alarm(stub: ObjectStub, timeout: float = 10.0) -> None:
+async def fire_alarm(stub: ObjectStub | DurableObject, timeout: float = 10.0) -> None:
     """Run the object's alarm now, as if it were due, and return once ``on_alarm`` ran.
 
     Raises:
