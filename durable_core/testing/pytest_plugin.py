@@ -10,13 +10,15 @@ storage directory and a private ID key, so tests share nothing:
         assert await counter.add("apple") == 1
 
 ``durable_websocket`` opens in-process WebSocket clients of the project's ASGI
-application, closed after the test. ``durable_core.testing.fire_alarm(stub)`` runs an
-object's alarm on demand. Needs pytest-django and pytest-asyncio.
+application, closed after the test. ``durable_clock`` moves the runtime's wall clock by
+hand (``await durable_clock.advance(3 * 86400)`` runs every alarm due by then), and
+``durable_core.testing.fire_alarm(stub)`` runs one object's alarm on demand. Needs
+pytest-django and pytest-asyncio.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from channels.testing import WebsocketCommunicator
 
     from ..host import ObjectHost
+    from .clock import ManualClock
 
 try:  # pytest-asyncio runs async fixtures on the test's loop, in strict mode too
     import pytest_asyncio
@@ -74,3 +77,16 @@ async def durable_websocket(
     from . import websocket
 
     yield websocket
+
+
+@pytest.fixture
+def durable_clock(durable_host: ObjectHost) -> Iterator[ManualClock]:
+    """The runtime's wall clock for this test, moved only by ``await advance(seconds)``,
+    which also runs the alarms due by then (``durable_core.testing.clock``)."""
+    from .clock import ManualClock
+
+    manual = ManualClock().install()
+    try:
+        yield manual
+    finally:
+        manual.uninstall()

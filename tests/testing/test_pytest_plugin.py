@@ -68,3 +68,20 @@ async def test_durable_websocket_round_trips_through_the_projects_asgi_applicati
         await ws.send_to(text_data=json.dumps({"type": "send", "text": "hi"}))
         kinds = {json.loads(await ws.receive_from(5))["type"] for _ in range(2)}
         assert kinds == {"msg", "ack"}
+
+
+async def test_durable_clock_jumps_to_a_due_alarm_and_runs_only_what_is_due(durable_clock):
+    alarmed = get_namespace("tests.Alarmed").get_by_name("three-days")
+    due = time.time() + 3 * 86400
+    await alarmed.schedule(due)
+    assert await durable_clock.advance(3600) == 0  # an hour later: not yet
+    assert await alarmed.firings() == []
+    assert await durable_clock.advance(3 * 86400) == 1  # past the due time: it ran
+    assert len(await alarmed.firings()) == 1
+    assert await alarmed.alarm() is None
+
+
+def test_the_wall_clock_is_real_again_after_a_durable_clock_test():
+    from durable_core import clock
+
+    assert abs(clock.wall() - time.time()) < 1
