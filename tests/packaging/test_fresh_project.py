@@ -8,9 +8,11 @@ Slow: it installs the wheel's dependencies from the package index into a new ven
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -132,10 +134,39 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-@pytest.fixture(scope="module")
-def project(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+def _interpreters() -> list[str]:
+    """This Python and every other supported one found here (pyenv's, by version)."""
+    found = [sys.executable]
+    for minor in (12, 13):
+        candidates = [shutil.which(f"python3.{minor}")]
+        candidates += sorted(
+            glob.glob(os.path.expanduser(f"~/.pyenv/versions/3.{minor}.*/bin/python3"))
+        )
+        for candidate in filter(None, candidates):
+            check = subprocess.run([candidate, "--version"], capture_output=True, timeout=30)
+            if check.returncode == 0:
+                found.append(candidate)
+                break
+    return found
+
+
+def _version(python: str) -> str:
+    done = subprocess.run(
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture(scope="module", params=_interpreters(), ids=_version)
+def project(
+    request: pytest.FixtureRequest, wheel: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Project]:
+    """One per supported Python found here (the wheel says >= 3.11)."""
     made = Project(tmp_path_factory.mktemp("adopt"))
-    _run([sys.executable, "-m", "venv", made.venv], made.root, made.env)
+    _run([request.param, "-m", "venv", made.venv], made.root, made.env)
     # Step 1: pip install the wheel (plus the test and server tools the README names).
     made.dir.mkdir()
     made.run(
