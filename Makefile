@@ -5,7 +5,7 @@ PYTHON := $(VENV)/bin/python
 PORT ?= 8000
 FRONTEND := apps/collab_doc/frontend
 
-.PHONY: install run cluster test lint format bench bench-quick chaos system-packages docs
+.PHONY: install run cluster test lint format bench bench-quick chaos simulate system-packages docs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PYTHON) || $(PY) -m venv $(VENV) || \
@@ -75,3 +75,10 @@ CHAOS_SECONDS ?= 180
 CHAOS_SEED ?= 1
 chaos: install
 	$(PYTHON) -m tests.chaos --seconds $(CHAOS_SECONDS) --seed $(CHAOS_SEED)
+
+# The seeded in-process simulation (durable_core/testing/simulation.py): seeds
+# FIRST..FIRST+SEEDS-1, each replayable with `manage.py simulate --seed N --trace`.
+SEEDS ?= 1000
+FIRST ?= 1
+simulate: install
+	PYTHONHASHSEED=0 $(PYTHON) manage.py simulate --seeds $(SEEDS) --first $(FIRST)

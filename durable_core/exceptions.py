@@ -103,6 +103,12 @@ class TurnTimeout(DurableError):
     """Raised when a turn ran past the turn time limit; it was rolled back and the object reset."""
 
 
+class PartiallyApplied(DurableError):
+    """Raised when a call failed (or was sent again) after part of its turn had committed:
+    it wrote, then awaited another object or opened its gate, which commits (DESIGN §6).
+    Running it again could apply that part twice, so it is never retried by itself."""
+
+
 class NoHostError(DurableError, RuntimeError):
     """Raised when a process that runs no object host calls an object in embedded mode."""
 
@@ -161,6 +167,7 @@ _RUNTIME_ERRORS: dict[str, type[DurableError]] = {
         HostUnavailable,
         CallTimeout,
         TurnTimeout,
+        PartiallyApplied,
         NoHostError,
         ObjectNotActive,
     )

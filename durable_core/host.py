@@ -233,7 +233,9 @@ class ObjectHost:
         task = self._activating.get(key)
         if task is None:
             task = asyncio.create_task(
-                self._activate_new(object_id), name=f"durable:activate:{key}"
+                self._activate_new(object_id),
+                name=f"durable:activate:{key}",
+                context=self.task_context(),  # never the first caller's request context
             )
             self._activating[key] = task
             task.add_done_callback(self._activation_done)

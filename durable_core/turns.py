@@ -47,6 +47,7 @@ from .exceptions import (
     MethodNotFound,
     ObjectOverloaded,
     ObjectReset,
+    PartiallyApplied,
     StaleOwner,
     StorageError,
     TurnTimeout,
@@ -66,6 +67,8 @@ if TYPE_CHECKING:
     from .storage.database import ObjectDatabase
 
 logger = logging.getLogger(__name__)
+
+PARTIAL = "!partial"  # the recorded reply of a call whose turn committed only part (not JSON)
 
 
 class Gate:
@@ -451,6 +454,9 @@ class ActiveObject(SocketEvents, AlarmEvents):
             self._needs_reset = True
         elif isinstance(exc, asyncio.CancelledError):
             exc = ObjectReset(f"{self.key}: turn was cancelled; retry")
+        if state.wrote and isinstance(exc, DurableError) and exc.retryable:
+            # Part of the turn committed at a gate: a retry would apply it twice.
+            exc = PartiallyApplied(f"{self.key}: failed after committing part of its turn: {exc}")
         if isinstance(exc, StaleOwner | LeaseLost):
             # The storage refused this activation's token: nothing of this segment
             # may commit or leave; _commit_segment evicts (DESIGN §4).
@@ -472,6 +478,11 @@ class ActiveObject(SocketEvents, AlarmEvents):
             return ("ok", "null")
         if event.retry and event.kind in ("call", "ws"):
             previous = self._recorded_reply(event.call_id)
+            if previous == PARTIAL:
+                raise PartiallyApplied(
+                    f"{self.key}: call {event.call_id} committed part of its turn before it "
+                    "failed or was sent again; it is not run twice"
+                )
             if previous is not None:
                 return ("ok", previous)
         if event.kind == "ws":
@@ -542,7 +553,13 @@ class ActiveObject(SocketEvents, AlarmEvents):
                 "a turn cannot await another object or open its gate inside "
                 "storage.transaction(): the transaction would commit halfway"
             )
-        state.wrote = self.db.end_turn(ok=True) or state.wrote
+        wrote = self.db.end_turn(ok=True) or state.wrote
+        event = state.event
+        if wrote and event is not None and event.call_id and event.kind in ("call", "ws"):
+            # What commits now cannot be undone: mark the call, so that a retry of it is
+            # refused (PartiallyApplied) rather than applied twice. Its result replaces
+            # the mark when the turn ends well.
+            self._record_call(event.call_id, ("ok", PARTIAL))
         self.outbox.extend(state.outbox)
         state.outbox.clear()
         # Shielded from the turn's time limit: a commit whose replies and frames were
@@ -551,6 +568,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
         if error is not None:
             self.db.begin_turn()
             raise type(error)(str(error))
+        state.wrote = wrote  # committed: from here on, the turn applied something
         state.gate_open = True
         state.has_gate = False
         self.gate.release()
@@ -647,7 +665,6 @@ class ActiveObject(SocketEvents, AlarmEvents):
 
     async def _after_commit(self, destroying: bool) -> None:
         """What follows a commit; each step's failure is logged, none stops the replies."""
-        await failpoints.acheck("turns.after_commit")
         if self._destroy_requested:
             self._destroy_requested = False
             await self._finish_destroy(destroying)
@@ -657,6 +674,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
             try:
                 alarm = self.storage.get_alarm()
                 self._schedule_alarm_timer(alarm)
+                await failpoints.acheck("turns.after_commit")
                 await self.host.after_alarm_commit(self, alarm)
             except Exception:
                 logger.exception("%s: alarm index not updated after commit", self.key)

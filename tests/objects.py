@@ -270,3 +270,12 @@ class Edgy(DurableObject):
 
     async def on_websocket_message(self, ws, message) -> None:
         self.storage.put("messages", self.storage.get("messages", 0) + 1)
+
+    async def count_gate_then_fail(self, retryable: bool) -> None:
+        """Counts, commits at a gate, then fails (with a retryable error if asked)."""
+        from durable_core.exceptions import ObjectReset
+
+        self.storage.put("counted", self.storage.get("counted", 0) + 1)
+        async with self.ctx.open_gate():
+            pass
+        raise ObjectReset("failing after the gate") if retryable else ValueError("after the gate")

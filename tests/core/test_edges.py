@@ -19,6 +19,7 @@ from durable_core import records
 from durable_core.exceptions import (
     DurableError,
     NotOwner,
+    PartiallyApplied,
     RemoteObjectError,
     TurnTimeout,
 )
@@ -219,6 +220,18 @@ async def test_a_retried_turn_re_sends_its_calls_under_the_same_ids(tmp_path):
             with pytest.raises(RemoteObjectError):
                 await router.call(stub.id, "call_then_fail", ["c5n"], {}, call_id="retry-me")
         assert await get_namespace("tests.Counter").get_by_name("c5n").value() == 1
+
+
+async def test_a_call_that_failed_after_committing_at_a_gate_is_never_run_again(tmp_path):
+    """Found by the simulation: a turn that wrote, committed at a gate and then failed
+    with a retryable error was retried by the router and applied twice."""
+    async with object_host(tmp_path / "o"):
+        stub = edgy("partial")
+        router = get_router()
+        for _ in range(2):
+            with pytest.raises(PartiallyApplied):
+                await router.call(stub.id, "count_gate_then_fail", [True], {}, call_id="p-1")
+        assert await stub.get("counted") == 1
 
 
 # -- 6. errors in the runtime's bookkeeping --------------------------------------------
