@@ -16,6 +16,7 @@ import time
 import pytest
 
 from durable_core import records
+from durable_core.events import Event
 from durable_core.exceptions import (
     DurableError,
     NotOwner,
@@ -23,7 +24,6 @@ from durable_core.exceptions import (
     RemoteObjectError,
     TurnTimeout,
 )
-from durable_core.events import Event
 from durable_core.host import ObjectHost
 from durable_core.leases.local import LocalLeaseStore
 from durable_core.models import ObjectRecord
