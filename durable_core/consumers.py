@@ -201,17 +201,29 @@ class DurableObjectConsumer(AsyncWebsocketConsumer):
             reply = await get_router().send_event(
                 stub.id, "connect", json.dumps(body), lifecycle=True
             )
-        except DurableError as exc:
+        except Exception as exc:
+            # The object may have accepted it before the reply was lost (a timeout, an
+            # owner that lapsed): tell it the socket is gone, or it keeps a ghost.
             logger.warning("connect to %s failed: %s", self.object_key, exc)
             get_front().unregister(self)
-            await self.close(CLOSE_TRY_AGAIN if exc.retryable else CLOSE_INTERNAL)
+            self.state = "closed"
+            report_socket_closed(stub, self.ws_id, CLOSE_ABNORMAL, "connect failed")
+            retryable = isinstance(exc, DurableError) and exc.retryable
+            await self.close(CLOSE_TRY_AGAIN if retryable else CLOSE_INTERNAL)
             return
         if not reply.get("accepted"):
             get_front().unregister(self)
             await self.close(int(reply.get("code") or 4403))
             return
         get_front().set_auto_response(self.object_key, reply.get("auto_response"))
-        await self.accept()
+        try:
+            await self.accept()
+        except Exception as exc:  # the client went away during the handshake
+            logger.info("socket of %s gone before accept: %s", self.object_key, exc)
+            get_front().unregister(self)
+            self.state = "closed"
+            report_socket_closed(stub, self.ws_id, CLOSE_ABNORMAL, "gone before accept")
+            return
         self.state = "open"
         self._sender = asyncio.create_task(self._send_loop())
 
@@ -351,8 +363,44 @@ class DurableObjectConsumer(AsyncWebsocketConsumer):
         body = {"ws": self.ws_id, "code": code, "reason": reason, "clean": clean}
         try:
             await get_router().send_event(self.stub.id, "close", json.dumps(body), lifecycle=True)
-        except DurableError as exc:
-            logger.warning("close of a socket of %s not delivered: %s", self.object_key, exc)
+        except Exception as exc:
+            logger.info(
+                "close of a socket of %s not delivered (%s): retrying", self.object_key, exc
+            )
+            report_socket_closed(self.stub, self.ws_id, code, reason, clean=clean)
+
+
+CLOSE_ABNORMAL = 1006
+_CLOSE_RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0)
+_close_reports: set[asyncio.Task] = set()
+
+
+def report_socket_closed(
+    stub: ObjectStub, ws_id: str, code: int, reason: str, *, clean: bool = False
+) -> None:
+    """Tell the object, in the background and with bounded retries, that socket
+    ``ws_id`` is gone, so that it never keeps a ghost in its roster. A close of a socket
+    the object does not know is harmless ({"unknown": true}), so resending is safe."""
+    task = asyncio.create_task(_report_until_delivered(stub, ws_id, code, reason, clean))
+    _close_reports.add(task)
+    task.add_done_callback(_close_reports.discard)
+
+
+async def _report_until_delivered(
+    stub: ObjectStub, ws_id: str, code: int, reason: str, clean: bool
+) -> None:
+    from .router import get_router
+
+    body = json.dumps({"ws": ws_id, "code": code, "reason": reason, "clean": clean})
+    last: Exception | None = None
+    for pause in (0.0, *_CLOSE_RETRY_PAUSES):
+        await asyncio.sleep(pause)
+        try:
+            await get_router().send_event(stub.id, "close", body, lifecycle=True)
+            return
+        except Exception as exc:
+            last = exc
+    logger.error("socket %s of %s may linger: close not delivered (%s)", ws_id, stub.id.key, last)
 
 
 class NotFoundConsumer(AsyncWebsocketConsumer):

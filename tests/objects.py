@@ -271,6 +271,17 @@ class Edgy(DurableObject):
     async def on_websocket_message(self, ws, message) -> None:
         self.storage.put("messages", self.storage.get("messages", 0) + 1)
 
+    async def await_inside_transaction(self) -> None:
+        with self.storage.transaction():
+            self.storage.put("half", True)
+            await get_namespace("tests.Counter").get_by_name("inside").increment()
+
+    async def on_websocket_close(self, ws, code, reason, was_clean) -> None:
+        """Tells another object (its gate opens and commits), then fails."""
+        self.storage.put("closed", ws.id)
+        await get_namespace("tests.Counter").get_by_name(f"closes-{ws.id}").increment()
+        raise ValueError("the close handler failed after telling another object")
+
     async def count_gate_then_fail(self, retryable: bool) -> None:
         """Counts, commits at a gate, then fails (with a retryable error if asked)."""
         from durable_core.exceptions import ObjectReset

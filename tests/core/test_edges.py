@@ -16,19 +16,23 @@ import time
 import pytest
 
 from durable_core import records
+from durable_core.consumers import DurableObjectConsumer
 from durable_core.events import Event
 from durable_core.exceptions import (
+    CallTimeout,
     DurableError,
+    HostUnavailable,
     NotOwner,
     PartiallyApplied,
     RemoteObjectError,
+    StorageError,
     TurnTimeout,
 )
 from durable_core.host import ObjectHost
 from durable_core.leases.local import LocalLeaseStore
 from durable_core.models import ObjectRecord
 from durable_core.registry import get_namespace
-from durable_core.router import get_router
+from durable_core.router import Router, get_router
 from durable_core.storage import ObjectStorage
 from durable_core.storage.database import ObjectDatabase
 from durable_core.storage.files import object_path
@@ -406,6 +410,96 @@ async def test_an_object_whose_first_commit_failed_still_gets_its_record(tmp_pat
         monkeypatch.undo()
         assert await stub.bump() == 1
         assert await ObjectRecord.objects.filter(object_id=stub.id.hex).aexists()
+
+
+# -- 12. no ghost sockets ------------------------------------------------------------------
+
+
+class SocketsConsumer(DurableObjectConsumer):
+    def get_object_stub(self):
+        return get_namespace("tests.Sockets").get_by_name(self.scope["url_route"]["kwargs"]["name"])
+
+
+def sockets_app():
+    from channels.routing import URLRouter
+    from django.urls import path
+
+    return URLRouter([path("ws/<str:name>/", SocketsConsumer.as_asgi())])
+
+
+async def roster_empties(stub, seconds: float = 5.0) -> list:
+    deadline = time.monotonic() + seconds
+    while True:
+        sockets = (await stub.state())["sockets"]
+        if not sockets or time.monotonic() > deadline:
+            return sockets
+        await asyncio.sleep(0.05)
+
+
+async def test_a_connect_whose_reply_was_lost_leaves_no_ghost(tmp_path, monkeypatch):
+    from channels.testing import WebsocketCommunicator
+
+    original = Router.send_event
+
+    async def reply_lost(self, object_id, method, payload, **kwargs):
+        result = await original(self, object_id, method, payload, **kwargs)
+        if method == "connect":
+            raise CallTimeout("the reply of the connect was lost")
+        return result
+
+    async with object_host(tmp_path / "o"):
+        monkeypatch.setattr(Router, "send_event", reply_lost)
+        client = WebsocketCommunicator(sockets_app(), "/ws/ghost/")
+        connected, _code = await client.connect(timeout=5)
+        assert not connected
+        monkeypatch.undo()
+        stub = get_namespace("tests.Sockets").get_by_name("ghost")
+        assert await roster_empties(stub) == []
+
+
+async def test_a_close_that_could_not_be_delivered_is_retried(tmp_path, monkeypatch):
+    from channels.testing import WebsocketCommunicator
+
+    original = Router.send_event
+    failures = []
+
+    async def close_fails_once(self, object_id, method, payload, **kwargs):
+        if method == "close" and not failures:
+            failures.append(1)
+            raise HostUnavailable("the owner is moving")
+        return await original(self, object_id, method, payload, **kwargs)
+
+    async with object_host(tmp_path / "o"):
+        stub = get_namespace("tests.Sockets").get_by_name("retry-close")
+        client = WebsocketCommunicator(sockets_app(), "/ws/retry-close/")
+        connected, _code = await client.connect(timeout=5)
+        assert connected
+        assert len((await stub.state())["sockets"]) == 1
+        monkeypatch.setattr(Router, "send_event", close_fails_once)
+        await client.disconnect()
+        assert await roster_empties(stub) == []
+        assert failures
+
+
+async def test_a_close_handler_that_awaited_another_object_then_raised_closes_cleanly(tmp_path):
+    """Seen live: "no such savepoint: _do_user_2" when a device's close handler had
+    called another object (its gate committed the handler's savepoint) and then raised."""
+    async with object_host(tmp_path / "o"):
+        stub = edgy("close-gate")
+        await connect(stub, "w9", "front-a")
+        close = json.dumps({"ws": "w9", "code": 1000, "reason": "", "clean": True})
+        assert await get_router().send_event(stub.id, "close", close, lifecycle=True) == {}
+        assert await stub.get("closed") == "w9"  # committed at the gate: kept
+        counter = get_namespace("tests.Counter").get_by_name("closes-w9")
+        assert await counter.value() == 1
+
+
+async def test_awaiting_another_object_inside_a_transaction_is_a_clear_error(tmp_path):
+    async with object_host(tmp_path / "o"):
+        stub = edgy("tx")
+        with pytest.raises(StorageError, match=r"storage\.transaction"):
+            await stub.await_inside_transaction()
+        assert await stub.get("half") is None
 
 
 # -- 13. the call-id table stays bounded ------------------------------------------------------
