@@ -229,6 +229,9 @@ class Edgy(DurableObject):
     async def get(self, key: str):
         return self.storage.get(key)
 
+    async def cached(self) -> int:
+        return self.n  # from memory: no storage read
+
     async def put(self, key: str, value) -> None:
         self.storage.put(key, value)
 

@@ -358,6 +358,20 @@ async def test_a_first_write_never_claims_a_file_another_owner_made_meanwhile(tm
         assert await stub.bump() == 6, "the older owner's acknowledged write was overwritten"
 
 
+async def test_a_read_only_answer_checks_the_fence_after_the_store_cap_closed_it(tmp_path):
+    async with object_host(tmp_path / "o", MAX_OPEN_STORES=1) as host:
+        stub, other = edgy("lru-a"), edgy("lru-b")
+        await stub.bump()
+        active = host.active[stub.id.key]
+        await other.bump()  # the cap of one closes the first store
+        assert active.db.conn is None
+        token = active.lease.token
+        host.lease_store._leases[stub.id.key] = ("other-host", token + 1, time.monotonic() + 60)
+        await newer_owner_writes(path_of(host, stub), token + 1, "n", 5)
+        with pytest.raises(DurableError):  # not the stale 1 from memory
+            await get_router().call(stub.id, "cached", [], {}, timeout=0.5)
+
+
 async def test_a_lapsed_heartbeat_is_no_proof_of_death(tmp_path):
     class Registry:
         async def is_dead(self, host_id):
