@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_DATABASE_SIZE": 1024 * 1024 * 1024,
     # Open SQLite stores kept per host (least recently used closed first).
     "MAX_OPEN_STORES": 512,
+    # Active objects kept per host: beyond it the least recently used idle ones are
+    # evicted (their state is in storage; the next call activates them again).
+    "MAX_ACTIVE_OBJECTS": 50_000,
     # Milliseconds one user SQL statement may run.
     "SQL_TIME_LIMIT_MS": 5000,
     # Completed call ids remembered per object for retries: count and seconds.

@@ -61,6 +61,7 @@ class HostSettings:
     synchronous: str
     max_database_size: int
     max_open_stores: int
+    max_active_objects: int
     sql_time_limit_ms: int
     call_id_window: int
     call_id_seconds: float
@@ -78,6 +79,7 @@ class HostSettings:
             synchronous=str(get_setting("SYNCHRONOUS")).upper(),
             max_database_size=int(get_setting("MAX_DATABASE_SIZE")),
             max_open_stores=int(get_setting("MAX_OPEN_STORES")),
+            max_active_objects=int(get_setting("MAX_ACTIVE_OBJECTS")),
             sql_time_limit_ms=int(get_setting("SQL_TIME_LIMIT_MS")),
             call_id_window=int(get_setting("CALL_ID_WINDOW")),
             call_id_seconds=float(get_setting("CALL_ID_SECONDS")),
@@ -291,6 +293,8 @@ class ObjectHost:
                 await asyncio.shield(active.evict("activation failed"))
                 raise
             self.active[key] = active
+            if len(self.active) > self.settings.max_active_objects:
+                self.evict_least_recently_used()
             metrics.ACTIVATIONS.labels(object_id.namespace).inc()
             logger.debug("activated %s with token %s", key, lease.token)
             return active
@@ -481,10 +485,29 @@ class ObjectHost:
             for active in list(self.active.values()):
                 if not active.closing and active.is_idle(now, idle):
                     active.evict("idle")
+            self.evict_least_recently_used()
             try:
                 await self._flush_activity()
             except Exception:
                 logger.exception("could not record object activity")
+
+    def evict_least_recently_used(self) -> int:
+        """Bring the active objects down to MAX_ACTIVE_OBJECTS by evicting the least
+        recently used idle ones (an object with queued or running turns stays); returns
+        how many were evicted. Memory per host stays bounded however many objects
+        anonymous clients create."""
+        excess = len(self.active) - self.settings.max_active_objects
+        if excess <= 0:
+            return 0
+        idle = [
+            a
+            for a in self.active.values()
+            if not a.closing and not a.mailbox and not a.gate.locked and not a._running_turns
+        ]
+        idle.sort(key=lambda a: a.last_event)
+        for active in idle[:excess]:
+            active.evict("over capacity")
+        return min(excess, len(idle))
 
     async def _flush_activity(self) -> None:
         """Batched record upkeep (DESIGN §10): turns only note their object in memory

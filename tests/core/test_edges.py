@@ -583,3 +583,17 @@ async def test_the_same_call_id_sent_to_two_objects_runs_on_both(tmp_path):
             await asyncio.sleep(0.02)
         assert [m["status"] for m in transport.sent] == ["ok", "ok"]
         assert await get_namespace("tests.Counter").get_by_name("idem-two").value() == 1
+
+
+async def test_active_objects_per_host_are_capped_least_recently_used_first(tmp_path):
+    """Issue 16, finding 9: anonymous clients creating objects cannot fill a host's
+    memory: beyond MAX_ACTIVE_OBJECTS the least recently used idle ones are evicted."""
+    async with object_host(tmp_path / "o", MAX_ACTIVE_OBJECTS=5) as host:
+        stubs = [edgy(f"cap-{i}") for i in range(12)]
+        for stub in stubs:
+            await stub.bump()
+        await asyncio.sleep(0.05)  # evictions finish
+        assert len(host.active) <= 5
+        assert stubs[-1].id.key in host.active  # the most recent stays
+        assert stubs[0].id.key not in host.active
+        assert await stubs[0].bump() == 2  # an evicted one loses nothing
