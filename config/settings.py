@@ -6,12 +6,28 @@ Django database, the object files, the ID key. No REDIS_URL means embedded mode.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR") or BASE_DIR / "var").resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _private_file(path: Path, content: str = "") -> None:
+    """Create ``path`` readable by its owner only (0600), unless it exists: secrets and
+    the database are never world-readable, whatever the umask (issue 16 §11)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if os.stat(path).st_mode & 0o077:  # made by an older checkout: tighten it
+            with contextlib.suppress(PermissionError):
+                os.chmod(path, 0o600)
+        return
+    with os.fdopen(fd, "w") as file:
+        file.write(content)
 
 
 def _secret_key() -> str:
@@ -19,15 +35,14 @@ def _secret_key() -> str:
     if os.environ.get("DJANGO_SECRET_KEY"):
         return os.environ["DJANGO_SECRET_KEY"]
     path = VAR_DIR / "secret_key"
-    if not path.exists():
-        import secrets
-
-        path.write_text(secrets.token_urlsafe(50))
+    _private_file(path, secrets.token_urlsafe(50))
     return path.read_text().strip()
 
 
 SECRET_KEY = _secret_key()
-DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+# Off unless asked for (DJANGO_DEBUG=1): pages keep their styles without it, since
+# config/asgi.py serves the static files.
+DEBUG = os.environ.get("DJANGO_DEBUG", "0") == "1"
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
 
 INSTALLED_APPS = [
@@ -59,6 +74,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# The demo login admin/admin works from this machine only (config/auth.py).
+AUTHENTICATION_BACKENDS = [
+    "config.auth.LocalDemoLoginGuard",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
 
@@ -77,6 +98,9 @@ TEMPLATES = [
     },
 ]
 
+# An empty file is a new SQLite database: made here so that it is created 0600 (SQLite
+# gives its -wal and -shm files the database file's permissions).
+_private_file(VAR_DIR / "db.sqlite3")
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
