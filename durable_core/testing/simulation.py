@@ -43,14 +43,23 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
+from django.test import override_settings
+
 from .. import clock, failpoints
+from .. import host as host_module
+from .. import turns as turns_module
 from ..exceptions import DurableError, StorageError
-from ..ids import ObjectId
+from ..host import ObjectHost
+from ..ids import ObjectId, reset_id_key_cache
 from ..leases.base import Lease, LeaseHolder, LeaseStore
 from ..leases.local import LocalLeaseStore
 from ..objects import DurableObject
 from ..records import RecordStore
 from ..registry import get_namespace
+from ..router import Router
+from ..storage import database
+from ..storage.files import object_path, remove_object_files
 
 logger = logging.getLogger(__name__)
 
@@ -396,10 +405,7 @@ class Simulation:
     def is_cut_off(self, host_id: str) -> bool:
         return host_id in self.cut
 
-    async def start_host(self) -> Any:
-        from ..host import ObjectHost
-        from ..router import Router
-
+    async def start_host(self) -> ObjectHost:
         n = next(self._host_seq)
         host_id = f"sim:{n}:{self.seed}"
         router = Router()
@@ -437,8 +443,6 @@ class Simulation:
     # -- storage observations ------------------------------------------------------------
 
     def path(self, name: str) -> Path:
-        from ..storage.files import object_path
-
         oid = self.object_id(name)
         return object_path(self.root / "objects", oid.namespace, oid.hex)
 
@@ -700,11 +704,6 @@ class Report:
 @contextlib.contextmanager
 def _patched(sim: Simulation) -> Iterator[None]:
     """Watch every commit and every file removal of the run."""
-    from .. import host as host_module
-    from .. import turns as turns_module
-    from ..storage import database
-    from ..storage.files import remove_object_files
-
     original_commit = database.ObjectDatabase.commit
 
     def commit(db: Any) -> None:
@@ -731,9 +730,6 @@ def _patched(sim: Simulation) -> Iterator[None]:
 def run_seed(seed: int, *, stall_limit: float = 2.0, **options: Any) -> Report:
     """Run one seeded scenario in a fresh virtual-time loop; never raises for a broken
     guarantee (the report says), only for a bug in the simulation itself."""
-    from django.conf import settings
-    from django.test import override_settings
-
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"sim-{seed}-") as tmp:
         root = Path(tmp)
@@ -745,8 +741,6 @@ def run_seed(seed: int, *, stall_limit: float = 2.0, **options: Any) -> Report:
         sim.loop = loop
         clock.use(loop.time, lambda: EPOCH + loop.time())
         failpoints.reset()
-        from ..ids import reset_id_key_cache
-
         logging.disable(logging.CRITICAL)  # a run logs thousands of expected failures
         try:
             with override_settings(DURABLE_OBJECTS=configured), _patched(sim):
