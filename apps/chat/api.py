@@ -16,6 +16,7 @@ from durable_core.web import ApiError, client_ip
 from .limits import SendRefused, check_read, check_send
 from .protocol import (
     ChatError,
+    check_client_id,
     check_client_msg_id,
     check_limit,
     check_message_id,
@@ -63,6 +64,7 @@ class PostIn(Schema):
     name: str
     text: str
     client_msg_id: str | None = None
+    client_id: str | None = None
 
 
 class PageQuery(Schema):
@@ -119,16 +121,18 @@ async def room_messages(request: HttpRequest, room: str, page: Query[PageQuery])
 
 @router.post("rooms/{room}/messages", response={201: MessageOut}, summary="Post a message")
 async def post_message(request: HttpRequest, room: str, body: PostIn):
-    """Store a message (once per name and ``client_msg_id``) and broadcast it."""
+    """Store a message (once per ``client_msg_id`` of its sender: ``client_id`` when
+    given, else the name) and broadcast it."""
     ref = _room(room)
     try:
         name = check_name(body.name)
         text = check_text(body.text)
         client_msg_id = check_client_msg_id(body.client_msg_id)
+        client_id = check_client_id(body.client_id)
     except ChatError as exc:
         raise ApiError(400, exc.code, exc.message) from None
     _raise_refusal(await check_send(client_ip(request)))
-    return 201, _raise_for(await ref.stub.post(name, text, client_msg_id))
+    return 201, _raise_for(await ref.stub.post(name, text, client_msg_id, client_id))
 
 
 def _raise_refusal(refused: SendRefused | None) -> None:

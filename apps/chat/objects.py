@@ -25,6 +25,7 @@ from .protocol import (
     MAX_FRAME_BYTES,
     MAX_RESUME_MESSAGES,
     ChatError,
+    check_client_id,
     check_client_msg_id,
     check_limit,
     check_message_id,
@@ -33,6 +34,8 @@ from .protocol import (
     cmid_extra,
 )
 
+# What a message shows; its ``client_id`` is never shown (it is what makes a sender's
+# ``client_msg_id`` theirs alone).
 COLUMNS = "id, name, text, ts, client_msg_id"
 
 
@@ -52,7 +55,22 @@ def _create_messages(sql) -> None:
     )
 
 
-MIGRATIONS = [_create_messages]
+def _add_client_id(sql) -> None:
+    # Idempotent send by (client_id, client_msg_id) for senders with a client id; by
+    # (name, client_msg_id) among those without one, as before (issue 16 §12).
+    sql.execute("ALTER TABLE messages ADD COLUMN client_id TEXT")
+    sql.execute("DROP INDEX messages_client_msg_id")
+    sql.execute(
+        "CREATE UNIQUE INDEX messages_name_cmid ON messages(name, client_msg_id)"
+        " WHERE client_msg_id IS NOT NULL AND client_id IS NULL"
+    )
+    sql.execute(
+        "CREATE UNIQUE INDEX messages_client_cmid ON messages(client_id, client_msg_id)"
+        " WHERE client_msg_id IS NOT NULL AND client_id IS NOT NULL"
+    )
+
+
+MIGRATIONS = [_create_messages, _add_client_id]
 
 
 def _dumps(frame: dict[str, Any]) -> str:
@@ -92,15 +110,22 @@ class Room(DurableObject):
         except ChatError as exc:
             return {"error": exc.code, "message": exc.message}
 
-    async def post(self, name: str, text: str, client_msg_id: str | None = None) -> dict:
-        """Store a message (once per ``client_msg_id``) and broadcast it to the room."""
+    async def post(
+        self,
+        name: str,
+        text: str,
+        client_msg_id: str | None = None,
+        client_id: str | None = None,
+    ) -> dict:
+        """Store a message (once per ``client_msg_id`` of its sender) and broadcast it."""
         try:
             name = check_name(name)
             text = check_text(text)
             client_msg_id = check_client_msg_id(client_msg_id)
+            client_id = check_client_id(client_id)
         except ChatError as exc:
             return {"error": exc.code, "message": exc.message}
-        message, _ = self._store(name, text, client_msg_id)
+        message, _ = self._store(name, text, client_msg_id, client_id)
         return message
 
     # -- WebSockets ----------------------------------------------------------------------
@@ -153,8 +178,9 @@ class Room(DurableObject):
             raise ChatError("bad_request", "already joined")
         name = check_name(data.get("name"))
         since = check_message_id(data.get("since"), "since")
+        client_id = check_client_id(data.get("client_id"))
         others = self._online()
-        ws.serialize_attachment({"name": name})
+        ws.serialize_attachment({"name": name, "client_id": client_id})
         ws.send(_dumps({"type": "roster", "users": [n for n in others if n != name]}))
         backlog, truncated = self._backlog(since)
         for message in backlog:
@@ -174,7 +200,10 @@ class Room(DurableObject):
         except ChatError as exc:
             exc.extra.update(cmid_extra(cmid))
             raise
-        message, _ = self._store(self._name_of(ws), text, client_msg_id)
+        attachment = ws.deserialize_attachment()
+        message, _ = self._store(
+            attachment["name"], text, client_msg_id, attachment.get("client_id")
+        )
         ws.send(_dumps({"type": "ack", "client_msg_id": client_msg_id, "id": message["id"]}))
 
     def _typing(self, ws: WebSocket, data: dict) -> None:
@@ -187,26 +216,39 @@ class Room(DurableObject):
 
     # -- storage --------------------------------------------------------------------------
 
-    def _store(self, name: str, text: str, client_msg_id: str | None) -> tuple[dict, bool]:
-        """Store a message and broadcast it; the same (name, client_msg_id) again
-        returns the stored one and broadcasts nothing. Returns (message, is_new)."""
+    def _store(
+        self, name: str, text: str, client_msg_id: str | None, client_id: str | None = None
+    ) -> tuple[dict, bool]:
+        """Store a message and broadcast it; the same ``client_msg_id`` from the same
+        sender again returns the stored one and broadcasts nothing. The sender is the
+        client id when there is one (whatever the name), else the name among messages
+        sent without one. Returns (message, is_new)."""
         self._ensure_schema()
         sql = self.storage.sql
         if client_msg_id is not None:
-            found = sql.execute(
-                f"SELECT {COLUMNS} FROM messages WHERE name = ? AND client_msg_id = ?",
-                name,
-                client_msg_id,
-            ).fetchall()
+            if client_id is not None:
+                found = sql.execute(
+                    f"SELECT {COLUMNS} FROM messages WHERE client_id = ? AND client_msg_id = ?",
+                    client_id,
+                    client_msg_id,
+                ).fetchall()
+            else:
+                found = sql.execute(
+                    f"SELECT {COLUMNS} FROM messages"
+                    " WHERE name = ? AND client_msg_id = ? AND client_id IS NULL",
+                    name,
+                    client_msg_id,
+                ).fetchall()
             if found:
                 return found[0], False
         message = sql.execute(
-            f"INSERT INTO messages (name, text, ts, client_msg_id) VALUES (?, ?, ?, ?)"
-            f" RETURNING {COLUMNS}",
+            "INSERT INTO messages (name, text, ts, client_msg_id, client_id)"
+            f" VALUES (?, ?, ?, ?, ?) RETURNING {COLUMNS}",
             name,
             text,
             round(time.time(), 3),
             client_msg_id,
+            client_id,
         ).one()
         self._broadcast({"type": "msg", **message})
         return message, True

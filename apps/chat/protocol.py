@@ -6,12 +6,16 @@ WebSocket and the REST paths can never disagree (CONTRACT § Chat).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
 MAX_NAME_CHARS = 32
 MAX_TEXT_CHARS = 2000
 MAX_CLIENT_MSG_ID_CHARS = 128
+# A client id is random (the page makes 128 bits); at least 16 characters, so that a
+# guessable one is not accepted by mistake for a random one.
+CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 BACKLOG_MESSAGES = 100  # sent after hello without ``since``
 MAX_RESUME_MESSAGES = 1000  # sent after hello with ``since``; more is "truncated"
 HISTORY_DEFAULT_LIMIT = 50
@@ -96,6 +100,17 @@ def check_client_msg_id(value: object) -> str | None:
             "bad_request",
             f"client_msg_id must be 1-{MAX_CLIENT_MSG_ID_CHARS} printable characters",
         )
+    return value
+
+
+def check_client_id(value: object) -> str | None:
+    """An optional client id: 16-64 chars of ``[A-Za-z0-9_-]``, random, kept by the page
+    across reconnects. With one, sends are deduplicated by (client id, ``client_msg_id``),
+    so nobody who does not know it can pre-claim a message id (issue 16 §12)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not CLIENT_ID_RE.fullmatch(value):
+        raise ChatError("bad_request", "client_id must be 16-64 chars of [A-Za-z0-9_-]")
     return value
 
 

@@ -80,18 +80,27 @@ class ChatClient:
 
     @classmethod
     async def join(
-        cls, server: ServerProcess, room: str, name: str, since: int | None = None
+        cls,
+        server: ServerProcess,
+        room: str,
+        name: str,
+        since: int | None = None,
+        client_id: str | None = None,
     ) -> ChatClient:
         """Connect and say hello; returns once ``ready`` came (the backlog is in
         ``client.backlog``, the roster in ``client.roster``)."""
         client = await cls.open(server, room, f"{name}@{room}")
-        await client.hello(name, since)
+        await client.hello(name, since, client_id)
         return client
 
-    async def hello(self, name: str, since: int | None = None) -> dict:
+    async def hello(
+        self, name: str, since: int | None = None, client_id: str | None = None
+    ) -> dict:
         hello: dict[str, Any] = {"type": "hello", "name": name}
         if since is not None:
             hello["since"] = since
+        if client_id is not None:
+            hello["client_id"] = client_id
         await self.send(hello)
         self.floor = len(self.frames)
         self.roster = await self.expect("roster")

@@ -2,7 +2,8 @@
 //
 // Exactly-once sends: every message gets a client_msg_id and stays "pending" until its
 // ack; after a reconnect, pending messages are sent again with the same id, and the
-// room stores each id once. Resume: hello carries `since` (the newest id seen), so a
+// room stores each id once for this page: hello carries `client_id`, a random id the page
+// keeps across reconnects, so nobody else can claim our client_msg_ids. Resume: hello carries `since` (the newest id seen), so a
 // reconnect gets exactly the messages it missed.
 (() => {
   "use strict";
@@ -23,6 +24,9 @@
   const TYPING_SHOW_FOR = 4000;
 
   let name = localStorage.getItem("chat.name") || "";
+  // 128 random bits, base64url: the sender of this page's messages (CONTRACT § Chat).
+  const clientId = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))))
+    .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   let ws = null;
   let ready = false;
   let everReady = false;
@@ -403,7 +407,7 @@
     ws = socket;
     setConnection(everReady ? "reconnecting" : "connecting");
     socket.addEventListener("open", () => {
-      const hello = { type: "hello", name };
+      const hello = { type: "hello", name, client_id: clientId };
       if (lastId > 0) hello.since = lastId;
       socket.send(JSON.stringify(hello));
     });
