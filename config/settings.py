@@ -166,14 +166,23 @@ LOGGING = {
 TRUSTED_PROXIES = [p for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
 
 
-def _chat_rate_limit() -> dict | None:
-    """CHAT_RATE_LIMIT=<limit>/<seconds> overrides the chat policy; "0" disables it."""
-    raw = os.environ.get("CHAT_RATE_LIMIT", "30/10").strip()
+def _rate_from_env(variable: str, default: str) -> dict | None:
+    """A server-only policy from ``<variable>=<limit>/<seconds>``; "0" disables it.
+    Not public: only server code spends it (by client IP), never the REST API."""
+    raw = os.environ.get(variable, default).strip()
     if raw == "0":
         return None
     limit, _, period = raw.partition("/")
-    # Not public: only the chat app spends it (by client IP), never the REST API.
-    return {"limit": int(limit), "period": float(period or 10), "public": False}
+    return {
+        "limit": int(limit),
+        "period": float(period or default.partition("/")[2]),
+        "public": False,
+    }
+
+
+def _chat_rate_limit() -> dict | None:
+    """CHAT_RATE_LIMIT=<limit>/<seconds> overrides the chat policy; "0" disables it."""
+    return _rate_from_env("CHAT_RATE_LIMIT", "30/10")
 
 
 # Rate limiter policies (CONTRACT § Rate limiter): name -> limit per period seconds.
@@ -192,6 +201,12 @@ if _CHAT_POLICY is not None:
         "period": float(_read_period or 60),
         "public": False,
     }
+# New objects (devices, documents, rate-limit keys, sockets on new names) one client may
+# create through the public APIs: CREATE_RATE_LIMIT=<n>/<seconds>, "0" disables it
+# (issue 16 §9; apps/ratelimit/creation.py). Generous: a person never meets it.
+_CREATE_POLICY = _rate_from_env("CREATE_RATE_LIMIT", "300/60")
+if _CREATE_POLICY is not None:
+    RATELIMIT_POLICIES["create"] = _CREATE_POLICY
 # RATELIMIT_POLICIES_JSON='{"t": {"limit": 20, "period": 2}}' adds or replaces policies
 # for one server process (tests, benchmarks).
 if os.environ.get("RATELIMIT_POLICIES_JSON"):

@@ -44,6 +44,8 @@ def server_env(var_dir: Path, settings: str, extra: dict[str, str] | None = None
         DJANGO_SETTINGS_MODULE=settings,
         PYTHONUNBUFFERED="1",
     )
+    # Every test client is 127.0.0.1: no creation limit unless a test asks (CONTRACT).
+    env.setdefault("CREATE_RATE_LIMIT", "0")
     env.update(extra or {})
     return env
 

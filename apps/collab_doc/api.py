@@ -11,8 +11,9 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 from pydantic import Field, StrictInt, StrictStr
 
+from apps.ratelimit.creation import araise_if_refused
 from durable_core.models import ObjectRecord
-from durable_core.web import ApiError
+from durable_core.web import ApiError, client_ip
 
 from ._names import NAMESPACE, document_stub
 
@@ -84,6 +85,7 @@ async def post_edit(request: HttpRequest, name: str, edit: EditIn):
     if (edit.insert is None) == (edit.delete is None):
         raise ApiError(400, "bad_request", "give exactly one of 'insert' and 'delete'")
     stub = _stub(name)
+    await araise_if_refused(client_ip(request), stub.id)
     if edit.insert is not None:
         result = await stub.edit(edit.index, insert=edit.insert)
     else:

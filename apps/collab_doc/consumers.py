@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from apps.ratelimit.creation import arefuse_socket
 from durable_core.consumers import DurableObjectConsumer, FloodAction, TokenBucket
 
 from . import _protocol as proto
@@ -38,6 +39,9 @@ class DocumentConsumer(DurableObjectConsumer):
 
     async def websocket_connect(self, message: dict) -> None:
         self._expensive = TokenBucket(EXPENSIVE_PER_SECOND, EXPENSIVE_BURST)
+        if await arefuse_socket(self):  # a new document costs a creation (issue 16 §9)
+            self._refused = True
+            return
         await super().websocket_connect(message)
 
     async def websocket_receive(self, message: dict) -> None:

@@ -17,8 +17,9 @@ from django.db.models import Q, Subquery
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from ninja import Router
 
+from apps.ratelimit.creation import araise_if_refused
 from durable_core.models import ObjectRecord
-from durable_core.web import ApiError
+from durable_core.web import ApiError, client_ip
 
 from . import twin as rules
 from .devices import NAMESPACE, get_device_stub, new_device_stub
@@ -94,6 +95,7 @@ async def create_device(request: HttpRequest) -> JsonResponse:
         update = rules.parse_update({"state": {"desired": body.get("desired") or {}}})
     except rules.TwinError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
+    await araise_if_refused(client_ip(request), stub.id)
     result = await stub.update(update, create_only=True)
     return _answer(result, 201)
 
@@ -111,6 +113,7 @@ async def patch_twin(request: HttpRequest, device_id: str) -> JsonResponse:
     stub = _stub(device_id)
     update = _parse_update(request)
     token, field = update["client_token"], update["token_field"]
+    await araise_if_refused(client_ip(request), stub.id)
     result = await stub.update(update)
     if result["status"] != 200:
         if token is not None:
@@ -142,6 +145,7 @@ async def post_telemetry(request: HttpRequest, device_id: str) -> JsonResponse:
         points = [body]
     else:
         raise ApiError(400, "bad_request", 'body: {"metrics": {...}, "ts"?: t} or {"points"}')
+    await araise_if_refused(client_ip(request), stub.id)
     return _answer(await stub.add_telemetry(points))
 
 

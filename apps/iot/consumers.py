@@ -4,6 +4,7 @@ Both address the device's object; the route's ``role`` kwarg tells them apart, a
 object tags the socket ``device`` or ``watch``.
 """
 
+from apps.ratelimit.creation import arefuse_socket
 from durable_core.consumers import DurableObjectConsumer
 
 from .devices import get_device_stub
@@ -16,3 +17,7 @@ class DeviceConsumer(DurableObjectConsumer):
 
     def get_object_stub(self):
         return get_device_stub(self.scope["url_route"]["kwargs"]["device_id"])
+
+    async def websocket_connect(self, message: dict) -> None:
+        if not await arefuse_socket(self):  # a new device costs a creation (issue 16 §9)
+            await super().websocket_connect(message)

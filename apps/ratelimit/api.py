@@ -18,9 +18,9 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Router
 
 from durable_core.exceptions import DurableError
-from durable_core.web import error_response
+from durable_core.web import client_ip, error_response
 
-from . import service
+from . import creation, service
 from ._http import decision_response, unavailable_response
 
 router = Router(tags=["ratelimit"])
@@ -49,6 +49,12 @@ async def consume(request: HttpRequest, policy: str, key: str) -> HttpResponse:
     request_id = request.headers.get("Idempotency-Key")
     if request_id is not None and not _IDEMPOTENCY_KEY.fullmatch(request_id):
         return error_response(400, "bad_request", "Idempotency-Key: 1-128 chars of [A-Za-z0-9_.:-]")
+    try:
+        # A new key is a new limiter object: it costs the client a creation (issue 16 §9).
+        limiter = service.limiter_id(policy, key, public=True)
+    except service.RateLimitError as exc:
+        return error_response(400, "bad_request", str(exc))
+    await creation.araise_if_refused(client_ip(request), limiter)
     return await _decide(service.consume(policy, key, cost, request_id=request_id, public=True))
 
 

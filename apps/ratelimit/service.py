@@ -31,6 +31,7 @@ from django.conf import settings
 from django.utils.crypto import salted_hmac
 
 from durable_core.exceptions import CallTimeout, DurableError, ObjectOverloaded
+from durable_core.ids import ObjectId
 from durable_core.registry import get_namespace
 
 NAMESPACE = "ratelimit.Limiter"
@@ -162,6 +163,13 @@ def object_name(policy: str, key: str, *, public: bool = False) -> str:
         return f"{policy}:{key}"
     digest = salted_hmac("apps.ratelimit.key", key, algorithm="sha256").hexdigest()
     return f"{policy}#{digest}"
+
+
+def limiter_id(policy: str, key: str, *, public: bool = False) -> ObjectId:
+    """The object ID of ``key``'s limiter under ``policy``; raises InvalidKey."""
+    return get_namespace(NAMESPACE).id_from_name(
+        object_name(policy, validate_key(key), public=public)
+    )
 
 
 def _stub(policy: Policy, key: str, public: bool):
