@@ -37,3 +37,19 @@ class ObjectRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.namespace}:{self.name or self.object_id[:12]}"
+
+
+class NamespaceFenceFloor(models.Model):
+    """The highest fence floor of a namespace's purged records (DESIGN §4, §10).
+
+    Records of deleted objects are garbage-collected (``records.purge_deleted_records``);
+    their floors are folded into this one row per namespace first, and an object's floor
+    is never below it, so a deleted object recreated after its record went still refuses
+    every older owner. One row per namespace however many objects come and go.
+    """
+
+    namespace = models.CharField(max_length=200, unique=True)
+    floor = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.namespace} >= {self.floor}"

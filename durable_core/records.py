@@ -11,19 +11,25 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .ids import ObjectId
-from .models import ObjectRecord
+from .models import NamespaceFenceFloor, ObjectRecord
 
 CLAIM_SECONDS = 30.0  # an alarm claimed by one host's scheduler is left to it this long
 
 
 async def aget_fence_floor(object_id: ObjectId) -> int:
-    """The fence floor kept for an object (0 when it never stored data)."""
+    """The fence floor kept for an object (0 when it never stored data): its record's,
+    and never below its namespace's floor of purged records (``purge_deleted_records``)."""
     floor = await (
         ObjectRecord.objects.filter(namespace=object_id.namespace, object_id=object_id.hex)
         .values_list("fence_floor", flat=True)
         .afirst()
     )
-    return floor or 0
+    purged = await (
+        NamespaceFenceFloor.objects.filter(namespace=object_id.namespace)
+        .values_list("floor", flat=True)
+        .afirst()
+    )
+    return max(floor or 0, purged or 0)
 
 
 @sync_to_async
@@ -144,6 +150,42 @@ def aclaim_due(now: float, limit: int = 100) -> list[tuple[str, str, str]]:
             if won:
                 claimed.append((namespace, hex_id, name))
         return claimed
+
+
+def purge_deleted_records(older_than: float = 3600.0, batch: int = 1000) -> int:
+    """Garbage-collect the records of objects deleted more than ``older_than`` seconds
+    ago; returns how many went. What the fence needs stays, compactly: before a batch of
+    a namespace's records is deleted, their highest floor is folded into the namespace's
+    ``NamespaceFenceFloor`` in the same transaction, and ``aget_fence_floor`` never
+    answers below it (DESIGN §4: a recreated object still refuses its old owners). A
+    record revived meanwhile (``deleted`` cleared by a new owner) is left alone."""
+    cutoff = timezone.now() - dt.timedelta(seconds=older_than)
+    purged = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                ObjectRecord.objects.select_for_update()
+                .filter(deleted=True, last_active__lt=cutoff)
+                .order_by("pk")
+                .values_list("pk", "namespace", "fence_floor")[:batch]
+            )
+            if not rows:
+                return purged
+            floors: dict[str, int] = {}
+            for _, namespace, floor in rows:
+                floors[namespace] = max(floors.get(namespace, 0), floor)
+            for namespace, floor in floors.items():
+                kept, _ = NamespaceFenceFloor.objects.select_for_update().get_or_create(
+                    namespace=namespace
+                )
+                if kept.floor < floor:
+                    kept.floor = floor
+                    kept.save(update_fields=["floor"])
+            purged += ObjectRecord.objects.filter(
+                pk__in=[pk for pk, _, _ in rows], deleted=True
+            ).delete()[0]
+        if len(rows) < batch:
+            return purged
 
 
 class RecordStore:
