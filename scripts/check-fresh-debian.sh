@@ -7,6 +7,7 @@
 # Needs root; leaves nothing behind. Usage: sh scripts/check-fresh-debian.sh [pytest args]
 set -eu
 root=$(mktemp -d /tmp/fresh-debian.XXXXXX)
+chmod 755 "$root"  # a root directory others can enter, as on a real machine
 tests=${*:-"tests/core/test_testing_redis_server.py tests/browser/test_home.py \
 tests/collab_doc/test_interop.py tests/packaging/test_system_packages.py \
 tests/cluster/test_cluster.py::test_a_forwarded_call_whose_ack_and_reply_were_lost_runs_once"}
@@ -22,10 +23,13 @@ mount -t proc proc "$root/proc"
 mount -t sysfs sys "$root/sys"
 mount --rbind /dev "$root/dev"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
-mkdir -p "$root/etc/ssl/certs"
-[ -f /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
-[ -f /etc/pip.conf ] && cp /etc/pip.conf "$root/etc/pip.conf"
 chroot "$root" sh -c 'apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3 make >/dev/null'
+# After the install: ca-certificates (pulled in by python3) rewrites the bundle.
+mkdir -p "$root/etc/ssl/certs"
+if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+fi
+if [ -f /etc/pip.conf ]; then cp /etc/pip.conf "$root/etc/pip.conf"; fi
 mkdir "$root/src"
 git archive HEAD | tar -x -C "$root/src"
 chroot "$root" env PYTEST_ADDOPTS="$tests" sh -c 'cd /src && make test'
