@@ -5,6 +5,11 @@ are fuzzed without editing this file. Each operation gets schema-valid (positive
 schema-violating (negative) cases, anonymously and as a logged-in staff user (with the
 CSRF token, so staff-only routes are fuzzed past their login check). Asserted: no 5xx,
 every answer under /api/ is JSON, and the server logged no exception while it ran.
+
+Beside the schema, one attack shape of issue 16 is generated: overload of a limiter
+(bursts of concurrent spends on one key, of the public rate limiter and of chat's
+per-client limit, against a server whose mailboxes hold 1 call and whose limiter is set
+to fail open): the answers are refusals (429/503), never admissions beyond the limit.
 """
 
 from __future__ import annotations
@@ -13,13 +18,17 @@ import os
 import re
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
+
+from tests._servers import ServerProcess, http, running_server
 
 from ._staff import make_session
 
@@ -206,3 +215,69 @@ def _content_type(response) -> str:
 
 def _fill(path: str, values: dict[str, str]) -> str:
     return re.sub(r"{(\w+)}", lambda m: values.get(m.group(1), "fuzz"), path)
+
+
+# -- overload of a limiter (issue 16 §4) ---------------------------------------------------
+
+OVERLOAD_LIMIT = 5
+
+
+@pytest.fixture(scope="module")
+def swamped_server(tmp_path_factory):
+    """A demo server with tiny mailboxes, a 5-per-minute public policy and chat limit,
+    and RATELIMIT_FAIL_OPEN=1 (which must not open the door to a flood)."""
+    env = {
+        "DURABLE_MAILBOX_SIZE": "1",
+        "RATELIMIT_FAIL_OPEN": "1",
+        "CHAT_RATE_LIMIT": f"{OVERLOAD_LIMIT}/60",
+        "RATELIMIT_POLICIES_JSON": f'{{"t5": {{"limit": {OVERLOAD_LIMIT}, "period": 60}}}}',
+    }
+    with running_server(tmp_path_factory.mktemp("swamped"), env) as server:
+        yield server
+
+
+def _burst(server: ServerProcess, requests: list[tuple[str, dict | None]], width: int) -> list:
+    with ThreadPoolExecutor(width) as pool:
+        return list(pool.map(lambda r: http("POST", server.url + r[0], r[1], timeout=30), requests))
+
+
+def test_generated_overload_of_a_limiter_refuses_and_never_admits(swamped_server):
+    """Generated bursts of concurrent spends on one fresh key: every answer is 200/201,
+    429 or 503 (JSON), at most the limit is admitted, the server logs no exception, and
+    the bursts did overload a limiter (some 503s), or the test would prove nothing."""
+    seen: Counter = Counter()
+    log_start = len(swamped_server.text())
+
+    @settings(max_examples=6, deadline=None, database=None, derandomize=True)
+    @given(
+        width=st.integers(64, 200),
+        burst=st.integers(200, 400),
+        cost=st.integers(1, 2),
+        target=st.sampled_from(["ratelimit", "chat"]),
+    )
+    def fuzz(width, burst, cost, target):
+        key = f"burst-{width}-{burst}-{cost}-{target}"
+        if target == "ratelimit":
+            request, admitted_cost, ok = (f"/api/ratelimit/t5/{key}", {"cost": cost}), cost, 200
+        else:  # chat's limit is per client address, across rooms: spent once per module
+            request, admitted_cost, ok = (
+                (f"/api/chat/rooms/{key}/messages", {"name": "b", "text": "hi"}),
+                1,
+                201,
+            )
+        results = _burst(swamped_server, [request] * burst, width)
+        statuses = Counter(r.status for r in results)
+        seen.update(statuses)
+        assert set(statuses) <= {ok, 429, 503}, statuses
+        assert all(isinstance(r.body, dict) for r in results)
+        assert statuses[ok] * admitted_cost <= OVERLOAD_LIMIT, statuses
+
+    fuzz()
+    print(f"\nlimiter overload bursts: {dict(seen)}")
+    alarms = [
+        line
+        for line in swamped_server.text()[log_start:].splitlines()
+        if any(alarm in line for alarm in LOG_ALARMS)
+    ]
+    assert not alarms, alarms[:5]
+    assert seen[503], "no burst overloaded a limiter: the test proves nothing"

@@ -5,7 +5,9 @@ a skip naming it, never passed over silently), and any other route found in
 ``config.routing`` is fuzzed too. Hypothesis generates sequences of frames: malformed and
 truncated JSON, JSON of the wrong types, unknown and known message types with wrong
 fields, random binary and y-websocket-shaped binary; separate tests send an oversize
-frame and a flood. Asserted: the server either answers (errors included) or closes with a
+frame and a flood, and two attack shapes of issue 16 are generated too: awareness floods
+(many invented clients, removals, huge clocks) and Yjs updates sent before the updates they
+depend on. Asserted: the server either answers (errors included) or closes with a
 proper close code (never 1011 internal error, never a dropped TCP connection without a
 close frame), logs no exception, stays up, and the stored data visible over REST changed
 only by what the server acknowledged.
@@ -15,14 +17,18 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections import Counter
+from pathlib import Path
 
+import pycrdt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from apps.collab_doc import _protocol as proto
 from tests._servers import ServerProcess, http, running_server
 
 from ._routes import sample_path
@@ -310,3 +316,118 @@ def _kind(reply: str | bytes) -> str:
     if isinstance(message, dict):
         return f"{message.get('type')}:{message.get('code') or message.get('error') or ''}"
     return "other reply"
+
+
+# -- issue 16's attack shapes: awareness floods, out-of-order updates ---------------------
+
+awareness_entries = st.lists(
+    st.builds(
+        proto.AwarenessEntry,
+        st.integers(0, 2**32 - 1),  # client ids, mostly invented
+        st.integers(0, 2**53),  # clocks, huge ones included
+        st.sampled_from(["null", '{"user":{"name":"f"}}', "{}", '"x"']),
+    ),
+    min_size=1,
+    max_size=400,
+)
+awareness_floods = st.lists(awareness_entries.map(proto.awareness_message), min_size=1, max_size=30)
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_generated_awareness_floods_stay_bounded(ws_server):
+    """Generated awareness floods on one document (invented clients, removals of unknown
+    clients, huge clocks, bad states), each from its own socket, beside a watching editor:
+    clean answers or closes, no exception, the text untouched, and the server's memory
+    grows by no more than a bounded amount (issue 16 §1)."""
+    path, log_start = ROUTES["docs"], len(ws_server.text())
+    before = _state(ws_server, "docs")
+    problems: list[str] = []
+    outcomes: Counter = Counter()
+    rss_before = _rss_bytes(ws_server.pid)
+    sent_entries = 0
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(frames=awareness_floods, repeat=st.integers(1, 20), poison=st.booleans())
+    def fuzz(frames, repeat, poison):
+        nonlocal sent_entries
+        flood = frames * repeat
+        if poison:  # a state that is not JSON ends the flood: the socket is closed 1007
+            flood.append(proto.awareness_message([proto.AwarenessEntry(7, 1, "not json")]))
+        sent_entries += sum(len(f) for f in flood) // 8  # roughly: >= 8 bytes an entry
+        session = Session(ws_server, path).run(flood, drain=0.3)
+        outcomes[f"closed {session.close_code}" if session.close_code else "open"] += 1
+        problem = session.problem()
+        if problem:
+            problems.append(f"awareness flood: {problem}")
+
+    fuzz()
+    grown = (_rss_bytes(ws_server.pid) - rss_before) / 2**20
+    print(f"\nawareness floods: {dict(outcomes)}, ~{sent_entries} entries, RSS +{grown:.1f} MiB")
+    assert not problems, "\n".join(problems[:20])
+    assert not _alarms(ws_server, log_start), ws_server.output()
+    assert _state(ws_server, "docs") == before
+    assert grown < 64, f"the server grew by {grown:.1f} MiB under awareness floods"
+
+
+def _dependent_updates(pieces: list[str]) -> tuple[list[bytes], str]:
+    """One client's edits, each building on the one before: their updates and the text."""
+    doc = pycrdt.Doc()
+    text = doc.get("content", type=pycrdt.Text)
+    updates: list[bytes] = []
+    subscription = doc.observe(lambda event: updates.append(event.update))
+    for i, piece in enumerate(pieces):
+        if i % 3 == 2 and len(text) > 1:
+            del text[0:1]  # deletes depend on what they delete
+        else:
+            text.insert(len(text) // 2, piece)
+    del subscription
+    return updates, str(text)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+@given(
+    pieces=st.lists(st.text("abcxyz", min_size=1, max_size=5), min_size=2, max_size=7),
+    data=st.data(),
+)
+def test_generated_out_of_order_updates_are_stored_and_converge(ws_server, pieces, data):
+    """A client's dependent updates sent in a generated order, over one or two sockets
+    (as tabs sharing edits over BroadcastChannel do): the server stores what it cannot
+    apply yet, and once all arrived the stored document is exactly the client's (issue
+    16 §2). Each example edits its own document."""
+    updates, expected = _dependent_updates(pieces)
+    order = data.draw(st.permutations(range(len(updates))), label="order")
+    split = data.draw(st.integers(0, len(order)), label="split")
+    name = f"ooo-{zlib.crc32(repr((pieces, order, split)).encode()):08x}"
+    path = f"/ws/docs/{name}/"
+    frames = [proto.sync_update(updates[i]) for i in order]
+    log_start = len(ws_server.text())
+    for part in (frames[:split], frames[split:]):
+        if part:
+            session = Session(ws_server, path).run(part, drain=0.2)
+            assert session.problem() is None, session.problem()
+    deadline, text = time.monotonic() + 15, None
+    while time.monotonic() < deadline:
+        text = http("GET", f"{ws_server.url}/api/documents/{name}").body.get("text")
+        if text == expected:
+            break
+        time.sleep(0.1)
+    assert text == expected, f"order {order} split {split}: {text!r} != {expected!r}"
+    assert not _alarms(ws_server, log_start), ws_server.output()
