@@ -11,6 +11,11 @@ Failed operations did not happen and are dropped, as are indeterminate reads.
 ``check_ledger`` compares what the ledger says it applied with what the clients saw:
 every acknowledged increment applied exactly once at the position its answer named, no
 increment applied twice, nothing applied that no client invoked or that definitely failed.
+
+``check_scratch`` does the same for a ledger that is destroyed now and then: positions
+mean nothing across a destroy, so it checks that no id is applied twice, nothing applied
+that no client sent, and every add acknowledged after the last destroy was acknowledged
+(sent after that moment) is still there.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class Verdict:
     ops: int
     explored: int = 0
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what could not be checked, and why
 
 
 def _step(state: Any, op: Op) -> tuple[bool, Any]:
@@ -175,3 +181,36 @@ def check_ledger(key: str, ops: list[Op], applied: list[str], count: int) -> Ver
         if position != o.result:
             problems.append(f"increment {o.args} answered {o.result} but was applied as {position}")
     return Verdict(key, not problems, len(ops), problems=problems)
+
+
+def check_scratch(key: str, ops: list[Op], applied: list[str], count: int) -> Verdict:
+    """Does a destroyed-now-and-then ledger's final list agree with the clients?
+
+    ``ops``: its ``add`` (args: the id) and ``destroy`` operations; ``applied``: the ids
+    its last incarnation applied, in order, duplicates kept; ``count``: its counter. An
+    add sent after the last acknowledged destroy returned, and acknowledged, must be
+    there; when a destroy is indeterminate no add can be required (it may strike at any
+    time), and the verdict says so.
+    """
+    problems = []
+    adds = {o.args: o for o in ops if o.f == "add"}
+    destroys = [o for o in ops if o.f == "destroy"]
+    times = Counter(applied)
+    for op_id, k in times.items():
+        if k > 1:
+            problems.append(f"add {op_id} applied {k} times")
+        if op_id not in adds:
+            problems.append(f"add {op_id} applied but never sent")
+        elif adds[op_id].type == "fail":
+            problems.append(f"add {op_id} applied but its call definitely failed")
+    if count != len(applied):
+        problems.append(f"counter is {count} but {len(applied)} adds are listed")
+    notes = []
+    if any(not o.ok for o in destroys):
+        notes.append("a destroy is indeterminate: no add required")
+    else:
+        since = max((o.ret for o in destroys), default=float("-inf"))
+        for o in adds.values():
+            if o.ok and o.call > since and times[o.args] == 0:
+                problems.append(f"add {o.args} acknowledged after the last destroy is missing")
+    return Verdict(key, not problems, len(ops), problems=problems, notes=notes)

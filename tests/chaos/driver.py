@@ -1,13 +1,16 @@
 """The chaos driver: Redis + 3 hosts, client workloads, seeded faults, checkers, summary.
 
 Three ``manage.py runserver`` hosts share one VAR_DIR and one private Redis (as
-``tests/cluster`` does) with a short lease TTL. Asyncio HTTP clients run CAS-register and
-ledger-counter workloads against them, each operation recorded in a ``History``; a fault
-loop injects, in a seeded random order, ``kill -9`` of a host (restarted after),
-``kill -STOP``/``-CONT`` past the lease TTL, a Redis restart with empty data, and the
-kill of a front holding WebSockets attached to an object owned by another host. Then the
-history checker (linearizability per register, exactness per ledger), the single-owner
-audit and the WebSocket checks give their verdicts, and a summary is printed.
+``tests/cluster`` does) with a short lease TTL and a short turn time limit. Asyncio HTTP
+clients run CAS-register, ledger-counter and scratch-ledger workloads against them, each
+operation recorded in a ``History``; a fault loop injects, in a seeded random order,
+``kill -9`` of a host (restarted after), ``kill -STOP``/``-CONT`` past the lease TTL, a
+Redis restart with empty data, the kill of a front holding WebSockets attached to an
+object owned by another host, SIGTERM of a loaded host (a bounded graceful drain), the
+destroy of a busy scratch object whose owner is frozen, writes cut by the turn time
+limit, and a full disk on one host. Then the history checkers (linearizability per
+register, exactness per ledger, no double apply nor loss per scratch ledger), the
+single-owner audit and the WebSocket checks give their verdicts, and a summary is printed.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import os
 import random
 import re
 import secrets
+import signal
 import statistics
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -33,12 +38,24 @@ from tests._servers import ServerProcess, migrate
 
 from . import _http
 from .audit import check_audit, load
-from .checker import check_ledger, check_register
+from .checker import Verdict, check_ledger, check_register, check_scratch
 from .history import History, Op
 
 SETTINGS = "tests.chaos.settings"
-KINDS = ("kill9", "pause", "redis_restart", "front_kill")
+KINDS = (
+    "kill9",
+    "pause",
+    "redis_restart",
+    "front_kill",
+    "sigterm",
+    "destroy_busy",
+    "turn_timeout",
+    "disk_full",
+)
 ROOM = "process_app.Room"
+SCRATCH = "chaos.Scratch"
+REGISTER = "chaos.Register"
+LEDGER = "chaos.Ledger"
 
 
 @dataclass
@@ -54,10 +71,19 @@ class Config:
     register_clients: int = 3
     ledgers: int = 2
     ledger_clients: int = 2
+    scratches: int = 2  # scratch ledgers, destroyed by the destroy_busy fault
+    scratch_clients: int = 2
+    turn_timeout: float = 1.0  # DURABLE_TURN_TIMEOUT of the hosts
+    sigterm_burst: int = 24  # calls sent at a host just before its SIGTERM
     epoch: float = 15.0  # register keys change every epoch (short histories to check)
     fault_gap: tuple[float, float] = (1.5, 4.0)
     op_deadline: float = 12.0  # an operation unanswered this long is indeterminate
     attempt_timeout: float = 4.0
+    # A destroy's attempt outlasts the front's own CALL_TIMEOUT (6 s): its call id is
+    # deleted with the object, so an attempt still running on a front when the client
+    # sent the next could destroy the new incarnation again.
+    destroy_attempt_timeout: float = 8.0
+    destroy_deadline: float = 24.0
     impatient_timeout: float | None = None  # if set, odd-numbered clients use this one
     think: tuple[float, float] = (0.01, 0.06)
     sockets_per_front: int = 4
@@ -99,6 +125,7 @@ class ChaosRun:
         self.names_in_use: dict[str, str] = {}  # name -> namespace, recently used
         self.ws_checks: list[dict] = []
         self.lease_anomalies: list[dict] = []  # fresh leases found gone at once
+        self.background: list[asyncio.Task] = []  # calls a fault sent, awaited at the end
         self.load_before = os.getloadavg()
 
     # -- cluster ----------------------------------------------------------------------
@@ -112,6 +139,7 @@ class ChaosRun:
             "DURABLE_REDIS_URL": self.redis_server.url,
             "DURABLE_LEASE_TTL": str(self.config.lease_ttl),
             "DURABLE_CALL_TIMEOUT": "6",
+            "DURABLE_TURN_TIMEOUT": str(self.config.turn_timeout),
             "DURABLE_LOG": "INFO",
         }
         for i in range(self.config.hosts):
@@ -176,16 +204,28 @@ class ChaosRun:
     # -- clients ------------------------------------------------------------------------
 
     async def perform(
-        self, op: Op, path: str, body: dict, rng: random.Random, patient: bool = True
+        self,
+        op: Op,
+        path: str,
+        body: dict,
+        rng: random.Random,
+        patient: bool = True,
+        *,
+        first: ServerProcess | None = None,
+        servers: list[ServerProcess] | None = None,
+        attempt_timeout: float | None = None,
+        op_deadline: float | None = None,
     ) -> tuple[str, Any]:
-        """Send one operation, retrying on any host with the same call id until answered
-        or the deadline passes: ("ok", result) or ("info", None)."""
-        deadline = time.monotonic() + self.config.op_deadline
+        """Send one operation, retrying on any host (of ``servers``; ``first`` first)
+        with the same call id until answered or the deadline passes: ("ok", result),
+        ("fail", "TurnTimeout") when the turn was cut and rolled back, or ("info", None)."""
+        deadline = time.monotonic() + (op_deadline or self.config.op_deadline)
         headers = {"Idempotency-Key": f"{self.run_id}-{op.id}"}
         while time.monotonic() < deadline:
-            server = rng.choice(self.servers)
+            server = first if first is not None and op.attempts == 0 else None
+            server = server or rng.choice(servers or self.servers)
             op.attempts += 1
-            attempt = self.config.attempt_timeout
+            attempt = attempt_timeout or self.config.attempt_timeout
             if not patient and self.config.impatient_timeout is not None:
                 attempt = self.config.impatient_timeout
             timeout = min(attempt, max(0.1, deadline - time.monotonic()))
@@ -199,6 +239,8 @@ class ChaosRun:
                 continue
             if status == 200:
                 return "ok", answer["result"]
+            if status == 409 and isinstance(answer, dict) and answer["error"] == "TurnTimeout":
+                return "fail", "TurnTimeout"  # rolled back (DESIGN §6): it did not happen
             if status >= 500:
                 error = answer.get("error") if isinstance(answer, dict) else answer
                 op.notes.append(f"{status}:{error}")
@@ -213,7 +255,7 @@ class ChaosRun:
         while not self.stopping:
             epoch = int((time.monotonic() - self.t0) / self.config.epoch)
             name = f"s{slot}e{epoch}-{self.run_id}"
-            self.names_in_use[name] = "chaos.Register"
+            self.names_in_use[name] = REGISTER
             dice = rng.random()
             process = f"r{slot}.{client}"
             if dice < 0.4:
@@ -245,7 +287,7 @@ class ChaosRun:
     async def ledger_client(self, index: int, client: int) -> None:
         rng = random.Random(f"{self.config.seed}-l{index}-{client}")
         name = f"ledger{index}-{self.run_id}"
-        self.names_in_use[name] = "chaos.Ledger"
+        self.names_in_use[name] = LEDGER
         while not self.stopping:
             op = self.history.invoke(f"l{index}.{client}", name, "add", None)
             op.args = f"{self.run_id}-{op.id}"
@@ -254,6 +296,34 @@ class ChaosRun:
             )
             self.history.complete(op, kind, result)
             await asyncio.sleep(rng.uniform(*self.config.think))
+
+    async def scratch_client(self, index: int, client: int) -> None:
+        rng = random.Random(f"{self.config.seed}-x{index}-{client}")
+        name = self.scratch_name(index)
+        self.names_in_use[name] = SCRATCH
+        while not self.stopping:
+            op, path, body = self.add_op(name, f"x{index}.{client}")
+            kind, result = await self.perform(op, path, body, rng, patient=client % 2 == 0)
+            self.history.complete(op, kind, result)
+            await asyncio.sleep(rng.uniform(*self.config.think))
+
+    def scratch_name(self, index: int) -> str:
+        # Not "s…" (the registers' prefix) nor "ledger…".
+        return f"doomed{index}-{self.run_id}"
+
+    def add_op(self, name: str, process: str) -> tuple[Op, str, dict]:
+        """A new write on ``name`` (a register write, a ledger or scratch add), recorded
+        as invoked: the operation, its path and its body."""
+        namespace = self.names_in_use[name]
+        if namespace == REGISTER:
+            op = self.history.invoke(process, name, "write", None)
+            op.args = op.id + 1
+            return op, f"/c/register/{name}", {"f": "write", "value": op.args}
+        op = self.history.invoke(process, name, "add", None)
+        op.args = f"{self.run_id}-{op.id}"
+        if namespace == LEDGER:
+            return op, f"/c/ledger/{name}", {"op": op.args}
+        return op, f"/c/scratch/{name}", {"f": "add", "op": op.args}
 
     # -- faults -------------------------------------------------------------------------
 
@@ -290,10 +360,12 @@ class ChaosRun:
 
         async def probe(name: str) -> float | None:
             namespace = self.names_in_use[name]
-            if namespace == "chaos.Register":
+            if namespace == REGISTER:
                 method, path, body = "POST", f"/c/register/{name}", {"f": "read"}
-            else:
+            elif namespace == LEDGER:
                 method, path, body = "GET", f"/c/ledger/{name}?count=1", None
+            else:
+                method, path, body = "GET", f"/c/scratch/{name}?count=1", None
             while time.monotonic() < fault.start + 30:
                 server = rng.choice(others)
                 with contextlib.suppress(OSError, TimeoutError, ValueError):
@@ -440,6 +512,139 @@ class ChaosRun:
         check["problem"] = f"timed out waiting for {what}"
         return False
 
+    async def fault_sigterm(self, fault: Fault) -> None:
+        """SIGTERM of a host just after a burst of calls was sent at it and at what it
+        owns (so calls are queued there): it must drain, fail the rest retryably and exit
+        within lease TTL + 2 s; it is restarted once it exited."""
+        fault.target = self.rng.randrange(len(self.servers))
+        server = self.servers[fault.target]
+        fault.names = await self.names_owned_by(server)
+        rng = random.Random(f"{self.config.seed}-burst-{len(self.faults)}")
+        pool = fault.names or list(self.names_in_use)
+        for _ in range(self.config.sigterm_burst):
+            self.background.append(asyncio.create_task(self.burst_call(server, pool, rng)))
+        await asyncio.sleep(0.3)
+        fault.start = time.monotonic()
+        fault.names_ready.set()
+        proc = server.proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.to_thread(proc.wait, 30)
+            fault.detail["exit_s"] = round(time.monotonic() - fault.start, 3)
+        except subprocess.TimeoutExpired:
+            fault.detail["exit_s"] = None  # a violation; kill it to go on
+            await asyncio.to_thread(server.kill9)
+        fault.detail["exit_code"] = proc.returncode
+        await self.restart(server)
+
+    async def burst_call(self, server: ServerProcess, names: list[str], rng: random.Random):
+        name = rng.choice(names)
+        op, path, body = self.add_op(name, "burst")
+        kind, result = await self.perform(op, path, body, rng, first=server)
+        self.history.complete(op, kind, result)
+
+    async def fault_destroy_busy(self, fault: Fault) -> None:
+        """Freeze the owner of a busy scratch object (its lease in Redis names it), send
+        a destroy of it through another host, retried with one call id until answered,
+        and resume the owner after 1.5-2.5 lease TTLs."""
+        name = self.scratch_name(self.rng.randrange(self.config.scratches))
+        fault.detail["object"] = name
+        key = await self.object_key(SCRATCH, name)
+        lease = self.lease_of(key) if key else None
+        ids = [await self.host_id(server) for server in self.servers]
+        if lease is not None and lease[0] in ids:
+            fault.target = ids.index(lease[0])
+        paused = self.config.lease_ttl * self.rng.uniform(1.5, 2.5)
+        others = [s for i, s in enumerate(self.servers) if i != fault.target]
+        owner = self.servers[fault.target] if fault.target is not None else None
+        if owner is not None:
+            fault.names = await self.names_owned_by(owner)
+            fault.detail["paused_s"] = round(paused, 2)
+        else:
+            fault.detail["owner_not_found"] = True  # not active, or the lease is gone
+        fault.start = time.monotonic()
+        fault.names_ready.set()
+        if owner is not None:
+            owner.pause()
+        destroy = asyncio.create_task(self.destroy_scratch(name, others, fault))
+        try:
+            if owner is not None:
+                await asyncio.sleep(paused)
+        finally:
+            if owner is not None:
+                owner.resume()
+        await destroy
+
+    async def destroy_scratch(self, name: str, servers: list[ServerProcess], fault: Fault):
+        op = self.history.invoke("destroy", name, "destroy", None)
+        rng = random.Random(f"{self.config.seed}-destroy-{len(self.faults)}")
+        kind, result = await self.perform(
+            op,
+            f"/c/scratch/{name}",
+            {"f": "destroy"},
+            rng,
+            servers=servers,
+            attempt_timeout=self.config.destroy_attempt_timeout,
+            op_deadline=self.config.destroy_deadline,
+        )
+        self.history.complete(op, kind, result)
+        fault.detail["destroy"] = kind
+        fault.detail["destroy_attempts"] = op.attempts
+        if kind == "ok":
+            fault.detail["destroyed_after_s"] = round(op.ret - fault.start, 3)
+
+    async def fault_turn_timeout(self, fault: Fault) -> None:
+        """For a few seconds, two clients write to current registers through a method
+        that sleeps past the turn time limit before writing: each must be answered
+        TurnTimeout (409), recorded as a failed write, which the linearizability
+        checker then proves had no effect; one answered ok is a violation."""
+        fault.names_ready.set()  # every host stays up: no failover to measure
+        during = self.rng.uniform(2.0, 4.0)
+        until = time.monotonic() + during
+        outcomes = {"ok": 0, "fail": 0, "info": 0}
+
+        async def slow_client(j: int) -> None:
+            rng = random.Random(f"{self.config.seed}-slow-{len(self.faults)}-{j}")
+            while time.monotonic() < until and not self.stopping:
+                epoch = int((time.monotonic() - self.t0) / self.config.epoch)
+                name = f"s{rng.randrange(self.config.registers)}e{epoch}-{self.run_id}"
+                self.names_in_use[name] = REGISTER
+                op = self.history.invoke(f"slow{j}", name, "write", None)
+                op.args = op.id + 1
+                seconds = self.config.turn_timeout * 1.5
+                body = {"f": "slow_write", "value": op.args, "seconds": seconds}
+                kind, result = await self.perform(op, f"/c/register/{name}", body, rng)
+                self.history.complete(op, kind, result)
+                outcomes[kind] += 1
+
+        await asyncio.gather(slow_client(0), slow_client(1))
+        fault.detail["slow_writes"] = outcomes
+
+    async def fault_disk_full(self, fault: Fault) -> None:
+        """One host's commits fail with SQLite's "database or disk is full" (the
+        ``storage.commit`` failpoint, with probability 0.5 or 1) for about 3 s."""
+        fault.names_ready.set()  # the host stays up and keeps its leases
+        fault.target = self.rng.randrange(len(self.servers))
+        server = self.servers[fault.target]
+        seconds = self.rng.uniform(2.5, 3.5)
+        probability = self.rng.choice((0.5, 1.0))
+        fault.detail.update(seconds=round(seconds, 2), probability=probability)
+        body = {"name": "storage.commit", "seconds": seconds, "probability": probability}
+        try:
+            status, answer = await _http.request(
+                "POST", server.url + "/c/failpoint", body, timeout=5
+            )
+        except (OSError, TimeoutError, ValueError) as exc:
+            fault.detail["problem"] = f"{type(exc).__name__}: {exc}"
+            return
+        if status != 200:
+            fault.detail["problem"] = f"{status} {answer}"
+            return
+        await asyncio.sleep(seconds + 0.5)
+        hits = re.findall(r"chaos failpoint storage\.commit off after (\d+) hits", server.text())
+        fault.detail["commits_failed"] = int(hits[-1]) if hits else None
+
     # -- the run --------------------------------------------------------------------------
 
     async def run_async(self) -> dict:
@@ -455,22 +660,27 @@ class ChaosRun:
             for i in range(config.ledgers)
             for c in range(config.ledger_clients)
         ]
+        clients += [
+            asyncio.create_task(self.scratch_client(i, c))
+            for i in range(config.scratches)
+            for c in range(config.scratch_clients)
+        ]
         await self.fault_loop(until=self.t0 + config.seconds)
         calm = time.monotonic()
         await asyncio.sleep(2.0)  # a little traffic on the healed cluster
         self.stopping = True
-        await asyncio.wait_for(asyncio.gather(*clients), config.op_deadline + 30)
+        await asyncio.wait_for(asyncio.gather(*clients, *self.background), config.op_deadline + 30)
         self.elapsed = time.monotonic() - self.t0
         self.calm_after = calm - self.t0
         return await self.check()
 
-    async def final_ledger(self, name: str) -> dict | None:
+    async def final_ledger(self, name: str, route: str = "ledger") -> dict | None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             for server in self.servers:
                 with contextlib.suppress(OSError, TimeoutError, ValueError):
                     status, body = await _http.request(
-                        "GET", f"{server.url}/c/ledger/{name}", timeout=5
+                        "GET", f"{server.url}/c/{route}/{name}", timeout=5
                     )
                     if status == 200:
                         return body["result"]
@@ -485,14 +695,19 @@ class ChaosRun:
         for key, ops in self.history.by_key("ledger").items():
             final = await self.final_ledger(key)
             if final is None:
-                from .checker import Verdict
-
                 ledger_verdicts.append(Verdict(key, False, len(ops), problems=["unreadable"]))
             else:
                 ledger_verdicts.append(check_ledger(key, ops, final["ops"], final["n"]))
+        scratch_verdicts = []
+        for key, ops in self.history.by_key("doomed").items():
+            final = await self.final_ledger(key, "scratch")
+            if final is None:
+                scratch_verdicts.append(Verdict(key, False, len(ops), problems=["unreadable"]))
+            else:
+                scratch_verdicts.append(check_scratch(key, ops, final["ops"], final["n"]))
         audit = check_audit(load(sorted(self.work.glob("audit-host*.jsonl"))))
         logs = "\n".join(server.text() for server in self.servers)
-        return self.summarize(register_verdicts, ledger_verdicts, audit, logs)
+        return self.summarize(register_verdicts, ledger_verdicts, scratch_verdicts, audit, logs)
 
     def failover_durations(self) -> tuple[list[float], int]:
         """Measured failovers (seconds) and how many did not recover within 30 s."""
@@ -500,7 +715,38 @@ class ChaosRun:
         stuck = sum(1 for f in self.faults if f.detail.get("not_recovered_within_30s"))
         return durations, stuck
 
-    def summarize(self, registers, ledgers, audit, logs: str) -> dict:
+    def per_kind(self) -> dict[str, dict]:
+        """Per fault kind: how many, the failovers measured, and what its checks saw."""
+        rows: dict[str, dict] = {}
+        for kind in self.config.kinds:
+            faults = [f for f in self.faults if f.kind == kind]
+            took = [f.detail["failover_s"] for f in faults if f.detail.get("failover_s")]
+            row: dict[str, Any] = {"count": len(faults), "failovers_measured": len(took)}
+            if took:
+                row["failover_p50_s"] = round(statistics.median(took), 3)
+                row["failover_max_s"] = round(max(took), 3)
+            if kind == "sigterm":
+                exits = [f.detail.get("exit_s") for f in faults]
+                bound = self.config.lease_ttl + 2.0
+                row["exit_s"] = exits
+                row["exit_bound_s"] = bound
+                row["exit_max_s"] = max((e for e in exits if e is not None), default=None)
+                row["exits_over_bound"] = sum(1 for e in exits if e is None or e > bound)
+            elif kind == "destroy_busy":
+                row["destroys"] = _count(f.detail.get("destroy") for f in faults)
+                row["owner_frozen"] = sum(1 for f in faults if f.target is not None)
+            elif kind == "turn_timeout":
+                slow = [f.detail.get("slow_writes", {}) for f in faults]
+                row["slow_writes"] = {
+                    k: sum(s.get(k, 0) for s in slow) for k in ("ok", "fail", "info")
+                }
+            elif kind == "disk_full":
+                row["commits_failed"] = sum(f.detail.get("commits_failed") or 0 for f in faults)
+                row["not_injected"] = sum(1 for f in faults if "problem" in f.detail)
+            rows[kind] = row
+        return rows
+
+    def summarize(self, registers, ledgers, scratches, audit, logs: str) -> dict:
         ops = self.history.ops
         by_f: dict[str, dict[str, int]] = {}
         for op in ops:
@@ -513,6 +759,11 @@ class ChaosRun:
         unknown = [v for v in registers if v.valid is None]
         failed = [v for v in registers if v.valid is False]
         ledger_failed = [v for v in ledgers if not v.valid]
+        scratch_failed = [v for v in scratches if not v.valid]
+        per_kind = self.per_kind()
+        sigterm_late = per_kind.get("sigterm", {}).get("exits_over_bound", 0)
+        slow_acked = per_kind.get("turn_timeout", {}).get("slow_writes", {}).get("ok", 0)
+        disk_not_injected = per_kind.get("disk_full", {}).get("not_injected", 0)
         ws_failed = [c for c in self.ws_checks if not c["ok"]]
         summary = {
             "seed": self.config.seed,
@@ -524,6 +775,7 @@ class ChaosRun:
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
             "operations": {"total": len(ops), "by_kind": by_f},
             "faults": kinds,
+            "fault_kinds": per_kind,
             "failovers": {
                 "measured": len(durations),
                 "not_recovered_within_30s": stuck,
@@ -545,6 +797,14 @@ class ChaosRun:
                 "exact": sum(1 for v in ledgers if v.valid),
                 "violations": [{"key": v.key, "problems": v.problems[:10]} for v in ledger_failed],
             },
+            "scratch": {
+                "keys": len(scratches),
+                "exact": sum(1 for v in scratches if v.valid),
+                "destroys": _count(o.type for o in ops if o.f == "destroy"),
+                "unchecked": [{"key": v.key, "notes": v.notes} for v in scratches if v.notes],
+                "violations": [{"key": v.key, "problems": v.problems[:10]} for v in scratch_failed],
+            },
+            "disk_full_errors_logged": logs.count("database or disk is full"),
             "audit": {
                 "records": audit.records,
                 "objects": audit.objects,
@@ -579,11 +839,16 @@ class ChaosRun:
             not failed
             and not unknown
             and not ledger_failed
+            and not scratch_failed
+            and not sigterm_late
+            and not slow_acked
+            and not disk_not_injected
             and audit.valid
             and not ws_failed
             and not stuck
             and registers
             and ledgers
+            and (scratches or not self.config.scratches)
         )
         return summary
 
@@ -597,6 +862,13 @@ class ChaosRun:
             self.history.dump(self.work / "history.jsonl")
         (self.work / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
+
+
+def _count(values) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[str(value)] = counts.get(str(value), 0) + 1
+    return counts
 
 
 class _Socket:
@@ -644,6 +916,7 @@ def format_summary(s: dict) -> str:
             for f, row in sorted(ops["by_kind"].items())
         ),
         "faults: " + ", ".join(f"{k} {v}" for k, v in sorted(s["faults"].items())),
+        *(f"  {kind}: {_kind_line(row)}" for kind, row in s["fault_kinds"].items()),
         f"failovers measured: {s['failovers']['measured']}, p50 {s['failovers']['p50_s']} s, "
         f"max {s['failovers']['max_s']} s; not recovered within 30 s: "
         f"{s['failovers']['not_recovered_within_30s']}",
@@ -654,6 +927,9 @@ def format_summary(s: dict) -> str:
         f"violations {len(s['registers']['violations'])}, unknown {len(s['registers']['unknown'])}",
         f"ledgers: {s['ledgers']['exact']}/{s['ledgers']['keys']} exact (no acknowledged "
         f"increment missing, none applied twice)",
+        f"scratch ledgers: {s['scratch']['exact']}/{s['scratch']['keys']} exact (no add "
+        f"applied twice, none unsent, none acknowledged after a destroy missing); destroys "
+        f"{s['scratch']['destroys']}; disk-full errors logged {s['disk_full_errors_logged']}",
         f"single-owner audit: {'PASS' if s['audit']['single_owner'] else 'FAIL'} "
         f"({s['audit']['records']} records, {s['audit']['objects']} objects, "
         f"{s['audit']['tokens']} tokens; late emissions {s['audit']['late_emissions']})",
@@ -662,10 +938,39 @@ def format_summary(s: dict) -> str:
         f"{len(s['lease_anomalies'])}",
         f"verdict: {'VALID' if s['valid'] else 'VIOLATIONS FOUND'}   (workdir {s['workdir']})",
     ]
-    for problem in s["registers"]["violations"] + s["ledgers"]["violations"]:
+    violations = s["registers"]["violations"] + s["ledgers"]["violations"]
+    for problem in violations + s["scratch"]["violations"]:
         lines.append(f"  ! {problem}")
     for problem in s["audit"]["violations"]:
         lines.append(f"  ! audit: {problem}")
     for problem in s["front_kill_checks"]["failed"]:
         lines.append(f"  ! front kill: {problem}")
+    for unchecked in s["scratch"]["unchecked"]:
+        lines.append(f"  - scratch not fully checked: {unchecked}")
     return "\n".join(lines)
+
+
+def _kind_line(row: dict) -> str:
+    """One fault kind's numbers: count, failovers, and its own checks."""
+    parts = [f"{row['count']}x"]
+    if row.get("failovers_measured"):
+        parts.append(
+            f"failover p50 {row['failover_p50_s']} s max {row['failover_max_s']} s "
+            f"({row['failovers_measured']} measured)"
+        )
+    if "exit_s" in row:
+        parts.append(
+            f"exit after SIGTERM max {row['exit_max_s']} s (bound {row['exit_bound_s']} s, "
+            f"over it {row['exits_over_bound']}): {row['exit_s']}"
+        )
+    if "destroys" in row:
+        parts.append(f"destroys {row['destroys']}, owner frozen {row['owner_frozen']}")
+    if "slow_writes" in row:
+        slow = row["slow_writes"]
+        parts.append(
+            f"slow writes: TurnTimeout {slow['fail']}, acknowledged {slow['ok']} (must be 0), "
+            f"indeterminate {slow['info']}"
+        )
+    if "commits_failed" in row:
+        parts.append(f"commits failed {row['commits_failed']}, not injected {row['not_injected']}")
+    return "; ".join(parts)

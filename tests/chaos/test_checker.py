@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .checker import check_ledger, check_register
+from .checker import check_ledger, check_register, check_scratch
 from .history import op
 
 
@@ -175,3 +175,60 @@ def test_ledger_phantom_and_failed_increments_are_caught():
     assert not verdict.valid
     text = " ".join(verdict.problems)
     assert "never invoked" in text and "definitely failed" in text, verdict
+
+
+# -- scratch ledger (destroyed now and then) -------------------------------------------
+
+
+def scratch_history():
+    """a0 before the destroy (wiped by it), a1 concurrent with it, a2 and a3 after it."""
+    return [
+        op(0, "x", "add", "a0", 0, 1, "ok", 1),
+        op(1, "x", "destroy", None, 2, 5, "ok"),
+        op(2, "x", "add", "a1", 3, 4, "ok", 1),
+        op(3, "x", "add", "a2", 6, 7, "ok", 1),
+        op(4, "x", "add", "a3", 8, None, "info"),
+    ]
+
+
+def test_scratch_correct_history_across_a_destroy():
+    """The adds before the destroy are gone, one concurrent with it may be either way,
+    an indeterminate one may be missing: all accepted."""
+    assert check_scratch("x", scratch_history(), ["a2"], 1).valid
+    assert check_scratch("x", scratch_history(), ["a1", "a2", "a3"], 3).valid
+
+
+def test_scratch_add_acknowledged_after_the_destroy_missing_is_caught():
+    verdict = check_scratch("x", scratch_history(), ["a1"], 1)
+    assert not verdict.valid and "a2 acknowledged after the last destroy" in verdict.problems[0]
+
+
+def test_scratch_double_apply_and_unsent_add_are_caught():
+    verdict = check_scratch("x", scratch_history(), ["a2", "a2", "zz"], 3)
+    assert not verdict.valid
+    assert any("a2 applied 2 times" in p for p in verdict.problems), verdict
+    assert any("zz applied but never sent" in p for p in verdict.problems), verdict
+
+
+def test_scratch_without_destroy_requires_every_acknowledged_add():
+    ops = [op(0, "x", "add", "a0", 0, 1, "ok", 1), op(1, "x", "add", "a1", 2, 3, "ok", 2)]
+    assert not check_scratch("x", ops, ["a1"], 1).valid
+    assert check_scratch("x", ops, ["a0", "a1"], 2).valid
+
+
+def test_scratch_with_an_indeterminate_destroy_requires_nothing_and_says_so():
+    ops = [*scratch_history()[:3], op(5, "x", "destroy", None, 5.5, None, "info")]
+    ops.append(op(6, "x", "add", "a4", 9, 10, "ok", 1))
+    verdict = check_scratch("x", ops, [], 0)
+    assert verdict.valid and verdict.notes, verdict
+
+
+def test_a_write_cut_by_its_turn_time_limit_that_took_effect_is_caught():
+    """A write answered TurnTimeout is recorded as failed: a read that sees its value
+    proves it was not rolled back."""
+    verdict = reg(
+        op(0, "r", "write", 1, 0, 1, "ok"),
+        op(1, "r", "write", 2, 2, 3, "fail", "TurnTimeout"),
+        op(2, "r", "read", None, 4, 5, "ok", 2),
+    )
+    assert verdict.valid is False
