@@ -158,6 +158,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
         "durable_core": {"handlers": ["console"], "level": os.environ.get("DURABLE_LOG", "INFO")},
+        # The development server's access log (HTTP and WebSocket lines), whatever DEBUG
+        # says: Django's default console handler prints only with DEBUG on.
+        "django.channels.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 
