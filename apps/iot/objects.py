@@ -30,7 +30,7 @@ from django.conf import settings
 from durable_core.objects import AlarmInfo, DurableObject
 
 from . import twin as rules
-from .models import save_summary
+from .models import DeviceSummary, save_summary
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,16 @@ class Device(DurableObject):
         self._summary_row: dict | None = None
         self._summary_task: asyncio.Task | None = None
         self._schema_ready = False
+        # Storage without a version count: a new device, or one whose storage was deleted
+        # (the inspection API, the admin). Its summary row outlives the storage: the count
+        # continues above it, and the deletion takes a version like a twin DELETE, so no
+        # version read before it is current again (ABA, issue 16). The summary's ``seq``
+        # is continued too, or the new summaries would lose to the old row.
+        self._version_base, self._seq_base = 0, 0
+        if self.storage.get("version") is None:
+            row = await sync_to_async(_stored_summary)(self.ctx.id.hex)
+            if row is not None:
+                self._version_base, self._seq_base = row[0] + 1, row[1]
 
     # -- the twin ------------------------------------------------------------------------
 
@@ -112,7 +122,7 @@ class Device(DurableObject):
         return self.storage.get("device_id") or self.ctx.id.name or self.ctx.id.hex
 
     def _version(self) -> int:
-        return self.storage.get("version", 0)
+        return self.storage.get("version", self._version_base)
 
     def _connection(self) -> dict:
         conn = self.storage.get("conn") or {"state": "disconnected"}
@@ -426,7 +436,7 @@ class Device(DurableObject):
         Django database takes them. ``seq`` keeps a late row from overwriting a newer one
         (also one written by a later owner of this object).
         """
-        seq = self.storage.get("summary_seq", 0) + 1
+        seq = self.storage.get("summary_seq", self._seq_base) + 1
         conn = self._connection()
         self.storage.put("summary_seq", seq)
         self._summary_row = {
@@ -453,6 +463,11 @@ class Device(DurableObject):
                 await sync_to_async(save_summary)(row)
             except Exception:
                 logger.exception("summary of %s not saved", self.ctx.id.key)
+
+
+def _stored_summary(object_id: str) -> tuple[int, int] | None:
+    """(version, seq) of the device's summary row, if one was ever written."""
+    return DeviceSummary.objects.filter(object_id=object_id).values_list("version", "seq").first()
 
 
 def _token(field: str, token: Any) -> dict:

@@ -15,6 +15,7 @@ from django.test import override_settings
 from apps.iot import twin as rules
 from apps.iot.devices import get_device_stub
 from apps.iot.models import DeviceSummary
+from durable_core.inspection import adestroy
 from durable_core.testing import evict, object_host
 from tests.iot.conftest import in_own_loop
 
@@ -161,3 +162,26 @@ async def test_retention_bounds_count_and_age(tmp_path):
             await ingest(device, [(now - 7_200, -1.0)])
             assert await device.query_telemetry("temp", None, now - 3_601, 10) == []
             assert stored_rows(tmp_path / "o", device) == 2_500
+
+
+@in_own_loop
+async def test_a_twin_recreated_after_its_storage_was_deleted_continues_the_version_count(
+    tmp_path,
+):
+    """The inspection API's delete-storage removes the device's file with its version
+    count; a twin written again continues above every earlier version and a version read
+    before the deletion is stale (ABA, issue 16); the device list follows the new twin."""
+    async with object_host(tmp_path / "o"):
+        device = get_device_stub("pump-aba")
+        for speed in range(3):
+            done = await device.update(patch({"desired": {"speed": speed}}))
+        read_version = done["twin"]["version"]
+        await wait_summary(device.id.hex, lambda r: r.version == read_version)
+        await adestroy(device.id)
+        assert await device.get_twin() is None
+        late = await device.update(patch({"desired": {"speed": 9}}, version=read_version))
+        assert late["status"] == 409 and late["version"] == read_version + 1
+        fresh = await device.update(patch({"desired": {"speed": 4}}))
+        assert fresh["twin"]["version"] == read_version + 2
+        row = await wait_summary(device.id.hex, lambda r: r.version == read_version + 2)
+        assert row.has_twin
