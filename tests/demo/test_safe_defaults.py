@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth import aauthenticate, authenticate, get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import RequestFactory
@@ -103,3 +103,13 @@ def test_demo_password_logs_in_from_this_machine_only():
     user.set_password("a-real-password")
     user.save()
     assert authenticate(remote, username="admin", password="a-real-password") == user
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_async_login_asks_the_guard_too():
+    await get_user_model().objects.acreate_superuser("admin", "a@localhost", "admin")
+    factory = RequestFactory()
+    remote = factory.post("/admin/login/", REMOTE_ADDR="203.0.113.9")
+    local = factory.post("/admin/login/", REMOTE_ADDR="127.0.0.1")
+    assert await aauthenticate(remote, username="admin", password="admin") is None
+    assert await aauthenticate(local, username="admin", password="admin") is not None
