@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_DATABASE_SIZE": 1024 * 1024 * 1024,
     # Open SQLite stores kept per host (least recently used closed first).
     "MAX_OPEN_STORES": 512,
+    # Seconds the record of a deleted object is kept before the hosts' housekeeping
+    # purges it (its fence floor stays, folded into its namespace's); 0 never purges.
+    "DELETED_RECORD_RETENTION": 86400.0,
     # Active objects kept per host: beyond it the least recently used idle ones are
     # evicted (their state is in storage; the next call activates them again).
     "MAX_ACTIVE_OBJECTS": 50_000,

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _ACTIVATION_ATTEMPTS = 4
+PURGE_INTERVAL = 3600.0  # seconds between purges of deleted objects' records (per host)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class HostSettings:
     max_database_size: int
     max_open_stores: int
     max_active_objects: int
+    deleted_record_retention: float
     sql_time_limit_ms: int
     call_id_window: int
     call_id_seconds: float
@@ -80,6 +82,7 @@ class HostSettings:
             max_database_size=int(get_setting("MAX_DATABASE_SIZE")),
             max_open_stores=int(get_setting("MAX_OPEN_STORES")),
             max_active_objects=int(get_setting("MAX_ACTIVE_OBJECTS")),
+            deleted_record_retention=float(get_setting("DELETED_RECORD_RETENTION")),
             sql_time_limit_ms=int(get_setting("SQL_TIME_LIMIT_MS")),
             call_id_window=int(get_setting("CALL_ID_WINDOW")),
             call_id_seconds=float(get_setting("CALL_ID_SECONDS")),
@@ -479,6 +482,7 @@ class ObjectHost:
     async def _housekeeping_loop(self) -> None:
         idle = self.settings.idle_timeout
         interval = max(0.05, min(idle / 2, 5.0))
+        next_purge = clock.monotonic() + PURGE_INTERVAL
         while True:
             await asyncio.sleep(interval)
             now = clock.monotonic()
@@ -490,6 +494,15 @@ class ObjectHost:
                 await self._flush_activity()
             except Exception:
                 logger.exception("could not record object activity")
+            retention = self.settings.deleted_record_retention
+            if retention > 0 and clock.monotonic() >= next_purge:
+                next_purge = clock.monotonic() + PURGE_INTERVAL
+                try:
+                    purged = await self.records.purge_deleted(retention)
+                    if purged:
+                        logger.info("purged the records of %s deleted objects", purged)
+                except Exception:
+                    logger.exception("could not purge the records of deleted objects")
 
     def evict_least_recently_used(self) -> int:
         """Bring the active objects down to MAX_ACTIVE_OBJECTS by evicting the least

@@ -214,5 +214,8 @@ class RecordStore:
     async def clear_alarm(self, object_id: ObjectId) -> None:
         await aclear_alarm_index(object_id)
 
+    async def purge_deleted(self, older_than: float) -> int:
+        return await sync_to_async(purge_deleted_records)(older_than)
+
     async def claim_due(self, now: float) -> list[tuple[str, str, str]]:
         return await aclaim_due(now)

@@ -597,3 +597,21 @@ async def test_active_objects_per_host_are_capped_least_recently_used_first(tmp_
         assert stubs[-1].id.key in host.active  # the most recent stays
         assert stubs[0].id.key not in host.active
         assert await stubs[0].bump() == 2  # an evicted one loses nothing
+
+
+async def test_hosts_purge_the_records_of_deleted_objects_keeping_the_fence(
+    tmp_path, monkeypatch
+):
+    from durable_core import host as host_module
+
+    monkeypatch.setattr(host_module, "PURGE_INTERVAL", 0.1)
+    async with object_host(tmp_path / "o", IDLE_TIMEOUT=0.2, DELETED_RECORD_RETENTION=0.05):
+        stub = edgy("purged")
+        await stub.bump()
+        await stub.destroy_me()
+        deadline = time.monotonic() + 5
+        while await ObjectRecord.objects.filter(object_id=stub.id.hex).aexists():
+            assert time.monotonic() < deadline, "the deleted object's record was never purged"
+            await asyncio.sleep(0.05)
+        assert await records.aget_fence_floor(stub.id) >= 1  # the fence outlives the record
+        assert await stub.bump() == 1
