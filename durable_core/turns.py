@@ -405,9 +405,12 @@ class ActiveObject(SocketEvents, AlarmEvents):
                 failpoints.check("turns.record_call")
                 self._record_call(event.call_id, reply)
         except BaseException as exc:
-            if is_fatal(exc):  # the task itself is being cancelled: the caller may retry
+            if is_fatal(exc):  # the task itself is being cancelled
                 self._turn_ended()
-                settle(event.future, ("err", ObjectReset(f"{self.key}: turn cut short").to_dict()))
+                cut = (PartiallyApplied if state.wrote else ObjectReset)(
+                    f"{self.key}: turn cut short"
+                )
+                settle(event.future, ("err", cut.to_dict()))
                 raise
             failed = True
             reply = self._turn_failed(event, state, exc, deadline.expired())
@@ -454,13 +457,13 @@ class ActiveObject(SocketEvents, AlarmEvents):
             self._needs_reset = True
         elif isinstance(exc, asyncio.CancelledError):
             exc = ObjectReset(f"{self.key}: turn was cancelled; retry")
-        if state.wrote and isinstance(exc, DurableError) and exc.retryable:
-            # Part of the turn committed at a gate: a retry would apply it twice.
-            exc = PartiallyApplied(f"{self.key}: failed after committing part of its turn: {exc}")
         if isinstance(exc, StaleOwner | LeaseLost):
             # The storage refused this activation's token: nothing of this segment
             # may commit or leave; _commit_segment evicts (DESIGN §4).
             self._fenced = exc
+        if state.wrote and isinstance(exc, DurableError) and exc.retryable:
+            # Part of the turn committed at a gate: a retry would apply it twice.
+            exc = PartiallyApplied(f"{self.key}: failed after committing part of its turn: {exc}")
         if event.kind == "alarm":
             _scheduled, retry = self._alarm_attempt or (0.0, 0)
             if retry >= ALARM_MAX_RETRIES:
