@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from .driver import ChaosRun, Config, format_summary
+from .driver import KINDS, ChaosRun, Config, format_summary
 
 
 def main() -> int:
@@ -22,13 +22,22 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=int(os.environ.get("CHAOS_SEED", 1)))
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help=f"comma-separated fault kinds to inject (default: all of {', '.join(KINDS)})",
+    )
+    parser.add_argument(
         "--unfenced",
         action="store_true",
         help="run a deliberately broken server (no fence, no lease deadline) to see the "
         "checkers catch it; only kill -STOP faults, clients that wait them out",
     )
     args = parser.parse_args()
-    config = Config(seconds=args.seconds, seed=args.seed, workdir=args.workdir)
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    unknown = set(kinds) - set(KINDS)
+    if unknown or not kinds:
+        parser.error(f"unknown fault kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
+    config = Config(seconds=args.seconds, seed=args.seed, workdir=args.workdir, kinds=kinds)
     if args.unfenced:
         config.settings = "tests.chaos.settings_unfenced"
         config.kinds = ("pause",)

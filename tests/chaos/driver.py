@@ -126,6 +126,7 @@ class ChaosRun:
         self.ws_checks: list[dict] = []
         self.lease_anomalies: list[dict] = []  # fresh leases found gone at once
         self.background: list[asyncio.Task] = []  # calls a fault sent, awaited at the end
+        self.wiped = {"gone": 0, "kept": 0}  # adds acknowledged before a scratch's last destroy
         self.load_before = os.getloadavg()
 
     # -- cluster ----------------------------------------------------------------------
@@ -311,14 +312,18 @@ class ChaosRun:
         # Not "s…" (the registers' prefix) nor "ledger…".
         return f"doomed{index}-{self.run_id}"
 
-    def add_op(self, name: str, process: str) -> tuple[Op, str, dict]:
-        """A new write on ``name`` (a register write, a ledger or scratch add), recorded
-        as invoked: the operation, its path and its body."""
+    def add_op(self, name: str, process: str, slow: float = 0.0) -> tuple[Op, str, dict]:
+        """A new write on ``name`` (a register write, taking ``slow`` seconds inside its
+        turn if set; a ledger or scratch add), recorded as invoked: the operation, its
+        path and its body."""
         namespace = self.names_in_use[name]
         if namespace == REGISTER:
             op = self.history.invoke(process, name, "write", None)
             op.args = op.id + 1
-            return op, f"/c/register/{name}", {"f": "write", "value": op.args}
+            body: dict = {"f": "write", "value": op.args}
+            if slow:
+                body = {"f": "slow_write", "value": op.args, "seconds": slow}
+            return op, f"/c/register/{name}", body
         op = self.history.invoke(process, name, "add", None)
         op.args = f"{self.run_id}-{op.id}"
         if namespace == LEDGER:
@@ -514,8 +519,10 @@ class ChaosRun:
 
     async def fault_sigterm(self, fault: Fault) -> None:
         """SIGTERM of a host just after a burst of calls was sent at it and at what it
-        owns (so calls are queued there): it must drain, fail the rest retryably and exit
-        within lease TTL + 2 s; it is restarted once it exited."""
+        owns (so calls are queued there; register writes among them take a quarter of
+        the turn time limit each, so that a register's queue can outlast the drain): it
+        must drain, fail the rest retryably and exit within lease TTL + 2 s; it is
+        restarted once it exited."""
         fault.target = self.rng.randrange(len(self.servers))
         server = self.servers[fault.target]
         fault.names = await self.names_owned_by(server)
@@ -540,7 +547,7 @@ class ChaosRun:
 
     async def burst_call(self, server: ServerProcess, names: list[str], rng: random.Random):
         name = rng.choice(names)
-        op, path, body = self.add_op(name, "burst")
+        op, path, body = self.add_op(name, "burst", slow=self.config.turn_timeout / 4)
         kind, result = await self.perform(op, path, body, rng, first=server)
         self.history.complete(op, kind, result)
 
@@ -705,9 +712,22 @@ class ChaosRun:
                 scratch_verdicts.append(Verdict(key, False, len(ops), problems=["unreadable"]))
             else:
                 scratch_verdicts.append(check_scratch(key, ops, final["ops"], final["n"]))
+                self.note_wiped(ops, set(final["ops"]))
         audit = check_audit(load(sorted(self.work.glob("audit-host*.jsonl"))))
         logs = "\n".join(server.text() for server in self.servers)
         return self.summarize(register_verdicts, ledger_verdicts, scratch_verdicts, audit, logs)
+
+    def note_wiped(self, ops: list[Op], final: set[str]) -> None:
+        """Did the last destroy of a scratch object take effect? Of the adds acknowledged
+        before it was sent, count those gone and those still there (not a violation by
+        itself: an abandoned attempt of an add may still run after the destroy)."""
+        destroys = [o for o in ops if o.f == "destroy" and o.ok]
+        if destroys:
+            sent = max(o.call for o in destroys)
+            before = [o.args for o in ops if o.f == "add" and o.ok and o.ret < sent]
+            kept = sum(1 for op_id in before if op_id in final)
+            self.wiped["gone"] += len(before) - kept
+            self.wiped["kept"] += kept
 
     def failover_durations(self) -> tuple[list[float], int]:
         """Measured failovers (seconds) and how many did not recover within 30 s."""
@@ -801,6 +821,7 @@ class ChaosRun:
                 "keys": len(scratches),
                 "exact": sum(1 for v in scratches if v.valid),
                 "destroys": _count(o.type for o in ops if o.f == "destroy"),
+                "acknowledged_before_last_destroy": self.wiped,
                 "unchecked": [{"key": v.key, "notes": v.notes} for v in scratches if v.notes],
                 "violations": [{"key": v.key, "problems": v.problems[:10]} for v in scratch_failed],
             },
@@ -929,7 +950,9 @@ def format_summary(s: dict) -> str:
         f"increment missing, none applied twice)",
         f"scratch ledgers: {s['scratch']['exact']}/{s['scratch']['keys']} exact (no add "
         f"applied twice, none unsent, none acknowledged after a destroy missing); destroys "
-        f"{s['scratch']['destroys']}; disk-full errors logged {s['disk_full_errors_logged']}",
+        f"{s['scratch']['destroys']} (adds acknowledged before the last one: "
+        f"{s['scratch']['acknowledged_before_last_destroy']}); disk-full errors logged "
+        f"{s['disk_full_errors_logged']}",
         f"single-owner audit: {'PASS' if s['audit']['single_owner'] else 'FAIL'} "
         f"({s['audit']['records']} records, {s['audit']['objects']} objects, "
         f"{s['audit']['tokens']} tokens; late emissions {s['audit']['late_emissions']})",
