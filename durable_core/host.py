@@ -181,6 +181,8 @@ class ObjectHost:
             return
         self.stopping = True
         await self.alarms.stop()
+        if self._activating:  # activations under way finish (and are drained) first
+            await asyncio.wait(list(self._activating.values()), timeout=self.settings.lease_ttl)
         evictions = [obj.evict("host shutdown") for obj in list(self.active.values())]
         if evictions:
             budget = self.settings.lease_ttl if drain_timeout is None else drain_timeout
@@ -295,6 +297,12 @@ class ObjectHost:
                 # whatever queued, releases the lease and marks the activation closed.
                 await asyncio.shield(active.evict("activation failed"))
                 raise
+            if self.stopping:
+                # The drain took its list of objects before this one was ready: drain
+                # it now, or it would outlive the host with its lease (found by the
+                # simulation, seed 1140).
+                await asyncio.shield(active.evict("host shutdown"))
+                raise HostUnavailable(f"host {self.host_id} is shutting down")
             self.active[key] = active
             if len(self.active) > self.settings.max_active_objects:
                 self.evict_least_recently_used()

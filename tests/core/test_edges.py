@@ -615,3 +615,22 @@ async def test_hosts_purge_the_records_of_deleted_objects_keeping_the_fence(
             await asyncio.sleep(0.05)
         assert await records.aget_fence_floor(stub.id) >= 1  # the fence outlives the record
         assert await stub.bump() == 1
+
+
+async def test_an_activation_under_way_when_the_host_stops_is_drained_too(tmp_path):
+    """Found by the simulation (seed 1140): an object whose activation finished after
+    the drain took its list outlived the host, its dispatcher running, its lease held."""
+    objects.Starter.delay = 0.3
+    try:
+        cm = object_host(tmp_path / "o")
+        host = await cm.__aenter__()
+        stub = get_namespace("tests.Starter").get_by_name("late")
+        call = asyncio.create_task(stub.hello())
+        await asyncio.sleep(0.1)  # on_start is running
+        await cm.__aexit__(None, None, None)
+        await asyncio.gather(call, return_exceptions=True)
+        left = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("durable:")]
+        assert left == []
+        assert await host.lease_store.get_holder(stub.id.key) is None
+    finally:
+        objects.Starter.delay = 0.0
