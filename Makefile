@@ -77,8 +77,9 @@ chaos: install
 	$(PYTHON) -m tests.chaos --seconds $(CHAOS_SECONDS) --seed $(CHAOS_SEED)
 
 # The seeded in-process simulation (durable_core/testing/simulation.py): seeds
-# FIRST..FIRST+SEEDS-1, each replayable with `manage.py simulate --seed N --trace`.
+# FIRST..FIRST+SEEDS-1, cluster shapes drawn from each seed, each replayable with
+# `PYTHONHASHSEED=0 manage.py simulate --vary --seed N --trace`.
 SEEDS ?= 1000
 FIRST ?= 1
 simulate: install
-	PYTHONHASHSEED=0 $(PYTHON) manage.py simulate --seeds $(SEEDS) --first $(FIRST)
+	PYTHONHASHSEED=0 $(PYTHON) manage.py simulate --vary --seeds $(SEEDS) --first $(FIRST)

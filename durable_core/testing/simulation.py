@@ -730,6 +730,18 @@ def _patched(sim: Simulation) -> Iterator[None]:
         host_module.remove_object_files = remove_object_files  # type: ignore[attr-defined]
 
 
+def varied_shape(seed: int) -> dict[str, Any]:
+    """A cluster shape drawn from the seed (``simulate --vary``): 2-4 hosts, 2-8 objects
+    (fewer objects, more contention), 2-6 clients, 15-40 operations each."""
+    rng = random.Random(f"shape-{seed}")
+    return {
+        "hosts": rng.randint(2, 4),
+        "objects": rng.randint(2, 8),
+        "clients": rng.randint(2, 6),
+        "ops_per_client": rng.randint(15, 40),
+    }
+
+
 def run_seed(seed: int, *, stall_limit: float = 2.0, **options: Any) -> Report:
     """Run one seeded scenario in a fresh virtual-time loop; never raises for a broken
     guarantee (the report says), only for a bug in the simulation itself."""

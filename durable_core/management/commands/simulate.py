@@ -18,9 +18,12 @@ class Command(BaseCommand):
         parser.add_argument("--seeds", type=int, default=20, help="run seeds FIRST..FIRST+N-1")
         parser.add_argument("--first", type=int, default=1)
         parser.add_argument("--trace", action="store_true", help="print each run's trace")
+        parser.add_argument(
+            "--vary", action="store_true", help="draw hosts, objects and clients from the seed"
+        )
 
     def handle(self, *args, **options):
-        from durable_core.testing.simulation import run_seed
+        from durable_core.testing.simulation import run_seed, varied_shape
 
         if os.environ.get("PYTHONHASHSEED") != "0":
             self.stderr.write("note: set PYTHONHASHSEED=0 for runs that replay exactly")
@@ -33,7 +36,7 @@ class Command(BaseCommand):
         )
         started, failed = time.perf_counter(), 0
         for seed in seeds:
-            report = run_seed(seed)
+            report = run_seed(seed, **(varied_shape(seed) if options["vary"] else {}))
             status = "ok" if report.ok else "FAILED"
             self.stdout.write(
                 f"seed {seed}: {status} ({report.ops} ops, {report.acknowledged} acknowledged, "
@@ -47,7 +50,8 @@ class Command(BaseCommand):
                 for failure in report.failures[:10]:
                     self.stdout.write(f"  {failure}")
                 self.stdout.write(
-                    f"  replay: PYTHONHASHSEED=0 python manage.py simulate --seed {seed} --trace"
+                    "  replay: PYTHONHASHSEED=0 python manage.py simulate "
+                    f"--seed {seed} --trace{' --vary' if options['vary'] else ''}"
                 )
         elapsed = time.perf_counter() - started
         count = len(seeds)
