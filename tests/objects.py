@@ -274,6 +274,15 @@ class Edgy(DurableObject):
     async def on_websocket_message(self, ws, message) -> None:
         self.storage.put("messages", self.storage.get("messages", 0) + 1)
 
+    async def panic(self) -> None:
+        """Raises what pyo3 raises for a Rust panic (pycrdt): a BaseException."""
+        self.storage.put("panicked", True)
+
+        class PanicException(BaseException):
+            pass
+
+        raise PanicException("native code panicked")
+
     async def await_inside_transaction(self) -> None:
         with self.storage.transaction():
             self.storage.put("half", True)

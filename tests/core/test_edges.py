@@ -634,3 +634,14 @@ async def test_an_activation_under_way_when_the_host_stops_is_drained_too(tmp_pa
         assert await host.lease_store.get_holder(stub.id.key) is None
     finally:
         objects.Starter.delay = 0.0
+
+
+async def test_a_native_panic_in_a_turn_is_a_failed_turn_not_a_dead_object(tmp_path):
+    """Issue 16, finding 13: pyo3's PanicException (from pycrdt) derives from
+    BaseException; it used to kill the object's dispatcher for good."""
+    async with object_host(tmp_path / "o"):
+        stub = edgy("panic")
+        with pytest.raises(RemoteObjectError, match="PanicException"):
+            await asyncio.wait_for(stub.panic(), 5)
+        assert await asyncio.wait_for(stub.get("panicked"), 5) is None  # rolled back
+        assert await asyncio.wait_for(stub.bump(), 5) == 1  # and the object still serves
