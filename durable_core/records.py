@@ -40,13 +40,7 @@ def aensure_record(object_id: ObjectId, token: int) -> None:
     with transaction.atomic():
         record = _locked(object_id)
         if record is None:
-            ObjectRecord.objects.create(
-                namespace=object_id.namespace,
-                object_id=object_id.hex,
-                name=object_id.name or "",
-                fence_floor=token,
-                last_active=timezone.now(),
-            )
+            _create(object_id, token, last_active=timezone.now())
             return
         record.fence_floor = max(record.fence_floor, token)
         record.deleted = False
@@ -60,12 +54,7 @@ def araise_fence_floor(object_id: ObjectId, token: int) -> None:
     with transaction.atomic():
         record = _locked(object_id)
         if record is None:
-            ObjectRecord.objects.create(
-                namespace=object_id.namespace,
-                object_id=object_id.hex,
-                name=object_id.name or "",
-                fence_floor=token,
-            )
+            _create(object_id, token)
         elif record.fence_floor < token:
             record.fence_floor = token
             record.save(update_fields=["fence_floor"])
@@ -78,13 +67,7 @@ def amark_deleted(object_id: ObjectId, token: int) -> None:
     with transaction.atomic():
         record = _locked(object_id)
         if record is None:
-            ObjectRecord.objects.create(
-                namespace=object_id.namespace,
-                object_id=object_id.hex,
-                name=object_id.name or "",
-                fence_floor=token,
-                deleted=True,
-            )
+            _create(object_id, token, deleted=True)
             return
         if record.fence_floor > token:
             return  # recreated by a newer owner since
@@ -94,6 +77,16 @@ def amark_deleted(object_id: ObjectId, token: int) -> None:
         record.alarm_claim_until = None
         record.storage_bytes = 0
         record.save()
+
+
+def _create(object_id: ObjectId, token: int, **fields: object) -> None:
+    ObjectRecord.objects.create(
+        namespace=object_id.namespace,
+        object_id=object_id.hex,
+        name=object_id.name or "",
+        fence_floor=token,
+        **fields,
+    )
 
 
 def _locked(object_id: ObjectId) -> ObjectRecord | None:

@@ -40,6 +40,7 @@ from durable_core.testing import evict, object_host
 from durable_core.turns import ActiveObject
 from tests import objects
 from tests.core.test_websockets import connect
+from tests.core.transport_helpers import RecordingTransport, call_message
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
 
@@ -548,36 +549,13 @@ async def test_a_retried_websocket_message_is_applied_once(tmp_path):
 
 
 async def test_the_same_call_id_sent_to_two_objects_runs_on_both(tmp_path):
-    class Transport:
-        def __init__(self):
-            self.sent = []
-
-        async def send(self, channel, message):
-            self.sent.append(message)
-
-        async def stop(self):
-            pass
 
     async with object_host(tmp_path / "o") as host:
-        host.transport = transport = Transport()
+        host.transport = transport = RecordingTransport()
         router = get_router()
         for name in ("one", "two"):
             stub = get_namespace("tests.Counter").get_by_name(f"idem-{name}")
-            await router.handle_message(
-                {
-                    "type": "durable.call",
-                    "call_id": "key-1",
-                    "namespace": stub.id.namespace,
-                    "id": stub.id.hex,
-                    "name": stub.id.name,
-                    "kind": "call",
-                    "method": "increment",
-                    "payload": "[[], {}]",
-                    "retry": False,
-                    "reply_to": "caller",
-                    "reply_key": "key-1:0",
-                }
-            )
+            await router.handle_message(call_message(stub, "increment", "key-1"))
         deadline = time.monotonic() + 5
         while len(transport.sent) < 2 and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
@@ -599,9 +577,7 @@ async def test_active_objects_per_host_are_capped_least_recently_used_first(tmp_
         assert await stubs[0].bump() == 2  # an evicted one loses nothing
 
 
-async def test_hosts_purge_the_records_of_deleted_objects_keeping_the_fence(
-    tmp_path, monkeypatch
-):
+async def test_hosts_purge_the_records_of_deleted_objects_keeping_the_fence(tmp_path, monkeypatch):
     from durable_core import host as host_module
 
     monkeypatch.setattr(host_module, "PURGE_INTERVAL", 0.1)

@@ -18,6 +18,7 @@ from durable_core.router import get_router
 from durable_core.testing import object_host
 from durable_core.testing.redis_server import RedisServer
 from tests import objects  # noqa: F401
+from tests.core.transport_helpers import RecordingTransport, call_message
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -51,18 +52,9 @@ async def test_no_front_is_declared_dead_in_the_grace_after_a_redis_restart(redi
 async def test_a_remote_call_the_owner_cannot_serve_is_answered_and_forgotten(
     tmp_path, monkeypatch
 ):
-    class Transport:
-        def __init__(self):
-            self.sent = []
-
-        async def send(self, channel, message):
-            self.sent.append(message)
-
-        async def stop(self):
-            pass
 
     async with object_host(tmp_path / "o", CALL_TIMEOUT=0.2, TURN_TIMEOUT=0.2) as host:
-        host.transport = transport = Transport()
+        host.transport = transport = RecordingTransport()
 
         async def never(self, object_id, event):
             await asyncio.Event().wait()
@@ -70,21 +62,7 @@ async def test_a_remote_call_the_owner_cannot_serve_is_answered_and_forgotten(
         monkeypatch.setattr(type(host), "deliver", never)
         stub = get_namespace("tests.Counter").get_by_name("stuck")
         router = get_router()
-        await router.handle_message(
-            {
-                "type": "durable.call",
-                "call_id": "k",
-                "namespace": stub.id.namespace,
-                "id": stub.id.hex,
-                "name": stub.id.name,
-                "kind": "call",
-                "method": "increment",
-                "payload": "[[], {}]",
-                "retry": False,
-                "reply_to": "caller",
-                "reply_key": "k:0",
-            }
-        )
+        await router.handle_message(call_message(stub, "increment", "k"))
         for _ in range(100):
             if transport.sent:
                 break
