@@ -13,6 +13,7 @@ from ninja import Router
 
 from durable_core.exceptions import DurableError
 from durable_core.registry import ADDRESS_NAME_RE, get_namespace
+from durable_core.web import runtime_error_response
 
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
@@ -135,11 +136,9 @@ async def _counter(request: HttpRequest, name: str, *, post: bool) -> JsonRespon
         else:
             value = await stub.value()
     except DurableError as exc:
-        status = 503 if exc.retryable else 500
-        response = _error(status, "unavailable" if exc.retryable else "error", str(exc))
-        if exc.retryable:
-            response["Retry-After"] = "1"
-        return response
+        if exc.retryable:  # 503 with Retry-After (the object's retry hint when it gave one)
+            return runtime_error_response(exc)
+        return _error(500, "error", str(exc))
     return JsonResponse({"name": name, "value": value})
 
 

@@ -1,4 +1,5 @@
-"""Staff-only REST inspection of the runtime (CONTRACT § Inspection).
+"""Staff-only REST inspection and operations of the runtime (CONTRACT § Inspection,
+§ Operations: hot objects, per-object limits, moving an object).
 
 Two django-ninja routers, mounted by the project's API at ``/api/objects/`` and
 ``/api/hosts/``. Both require a Django session of a staff user (401 when anonymous, 403
@@ -14,10 +15,11 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router, Schema, Status
 from ninja.errors import AuthenticationError, AuthorizationError
 from ninja.security.apikey import APIKeyCookie
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from . import inspection
-from .exceptions import InvalidObjectId
+from . import inspection, operations
+from .conf import is_cluster_mode
+from .exceptions import InvalidArgument, InvalidObjectId
 from .ids import ObjectId
 from .web import ApiError
 
@@ -119,6 +121,9 @@ class ObjectDetail(Schema):
         description="bytes, keys, kv (a page), kv_next, tables [{name, rows, columns, page}]"
     )
     websockets: dict[str, Any] = Field(description="count, tags {tag: n}, sockets (first 100)")
+    limit: dict[str, Any] | None = Field(
+        None, description="the operator's limit {turns_per_s, mailbox}, null when none"
+    )
 
 
 class ReadQuery(Schema):
@@ -138,6 +143,47 @@ class Accepted(Schema):
 async def list_hosts(request: HttpRequest) -> dict[str, Any]:
     """Every known host; the ``owner`` of a lease is one of these ids."""
     return {"hosts": await inspection.alist_hosts()}
+
+
+class HotObjectOut(Schema):
+    namespace: str
+    id: str
+    name: str | None
+    owner: str | None = Field(description="the host running it (a host id from /api/hosts/)")
+    turns_per_s: float
+    busy: float = Field(description="share of the owner's wall time spent in its turns, 0-1")
+    mailbox: int = Field(description="events queued now")
+    rejected: float = Field(description="calls refused per second (mailbox full or limit)")
+    heat: float = Field(description="the ranking figure: busy + turns/1000 + mailbox share + …")
+
+
+class OverloadOut(Schema):
+    ts: float
+    namespace: str
+    id: str
+    name: str | None
+    owner: str | None
+    mailbox_full: int = Field(description="calls refused for a full mailbox in that second")
+    limited: int = Field(description="calls refused by the object's limit in that second")
+
+
+class HotOut(Schema):
+    objects: list[HotObjectOut]
+    overloads: list[OverloadOut]
+
+
+@router.get("/hot", response={200: HotOut, **_PARAMS}, summary="The hottest objects")
+async def hot_objects(
+    request: HttpRequest,
+    limit: int = Query(20, ge=1, le=operations.HOT_LIMIT_MAX),
+    by: str = Query("heat", description="heat, busy, turns_per_s, mailbox or rejected"),
+) -> dict[str, Any]:
+    """The hottest objects across the cluster with their owners and figures, hottest
+    first, current within a heartbeat; and the recent overload events, newest first."""
+    try:
+        return await operations.ahot(limit, by)
+    except InvalidArgument as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
 
 
 @router.get("/", response={200: NamespacesOut, **_STAFF}, summary="Namespaces with object counts")
@@ -231,3 +277,63 @@ async def delete_object(request: HttpRequest, namespace: str, object_id: str):
     oid, _record = await _object_id(namespace, object_id)
     await inspection.adestroy(oid)
     return HttpResponse(status=204)
+
+
+class LimitIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    turns_per_s: float | None = Field(None, gt=0, description="calls admitted per second")
+    mailbox: int | None = Field(None, ge=1, description="events queued at most")
+
+
+class LimitOut(Schema):
+    limit: dict[str, Any] | None = Field(description="{turns_per_s, mailbox}, or null: none")
+
+
+@router.put(
+    "/{namespace}/{object_id}/limit",
+    response={200: LimitOut, **_OBJECT},
+    summary="Set or remove an object's limit",
+)
+async def set_limit(request: HttpRequest, namespace: str, object_id: str, body: LimitIn):
+    """Calls beyond the limit are refused before they reach the object (503 with
+    Retry-After); all fields null removes it. Stored with the object: it follows it."""
+    oid, _record = await _object_id(namespace, object_id)
+    wanted = body.dict()
+    try:
+        limit = await operations.aset_limit(oid, wanted if any(wanted.values()) else None)
+    except InvalidArgument as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
+    return {"limit": limit}
+
+
+class MoveIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(min_length=1, max_length=200, description="a live host id")
+
+
+class MoveOut(Schema):
+    ok: bool = True
+    detail: str
+    previous: str | None = Field(description="the host that ran it before, if any")
+    owner: str | None = Field(description="its owner when the answer left")
+
+
+@router.post(
+    "/{namespace}/{object_id}/move",
+    response={202: MoveOut, **_OBJECT, 409: ErrorOut},
+    summary="Move an object to another host",
+)
+async def move_object(request: HttpRequest, namespace: str, object_id: str, body: MoveIn):
+    """Drain the object from its owner and let the named host take it over (cluster
+    mode; 409 in embedded mode, 400 for a host that is not alive)."""
+    oid, _record = await _object_id(namespace, object_id)
+    if not is_cluster_mode():
+        raise ApiError(409, "not_cluster", "objects move between hosts in cluster mode only")
+    try:
+        moved = await operations.amove(oid, body.host)
+    except InvalidArgument as exc:
+        raise ApiError(400, "bad_request", str(exc)) from None
+    detail = "moved" if moved["owner"] == body.host else "moving"
+    return Status(202, {"detail": detail, "previous": moved["from"], "owner": moved["owner"]})

@@ -61,6 +61,8 @@ DEFAULTS: dict[str, Any] = {
     "TRANSPORT": "redis-pubsub",
     # Seconds between host heartbeats; a host is dead after three missed ones.
     "HEARTBEAT_INTERVAL": 1.0,
+    # Hot-object detection (hot.py): per-host top objects in the heartbeat; False off.
+    "HOT_OBJECTS": True,
     # /metrics answers anyone; False restricts it to staff sessions.
     "METRICS_PUBLIC": True,
     # Embedded mode takes an exclusive lock on STORAGE_DIR; only tests turn this off.

@@ -80,10 +80,21 @@ class ObjectReset(DurableError):
 
 
 class ObjectOverloaded(DurableError):
-    """Raised when an object's mailbox is full; retry after a pause (HTTP 503)."""
+    """Raised when an object's mailbox is full or its per-object limit refuses a call;
+    retry after a pause (``retry_after`` seconds when known; HTTP 503 with Retry-After)."""
 
     retryable = True
     overloaded = True
+
+    def __init__(self, message: str = "", retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if self.retry_after is not None:
+            data["retry_after"] = self.retry_after
+        return data
 
 
 class HostUnavailable(DurableError):
@@ -191,4 +202,10 @@ def error_from_dict(data: dict[str, Any]) -> DurableError:
     cls = _RUNTIME_ERRORS.get(str(kind))
     if cls is None:
         return RemoteObjectError(str(kind), str(data.get("message")))
+    if cls is ObjectOverloaded:
+        retry_after = data.get("retry_after")
+        return ObjectOverloaded(
+            str(data.get("message")),
+            retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+        )
     return cls(str(data.get("message")))

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
-from . import audit, clock, failpoints, metrics
+from . import audit, clock, failpoints, metrics, operations
 from ._tasks import RuntimeDatabaseThread, cancel_and_wait
 from .alarms import AlarmScheduler
 from .conf import get_setting, get_storage_dir
@@ -127,6 +127,7 @@ class ObjectHost:
         self._tasks: list[asyncio.Task] = []
         self._activity: dict[str, ActiveObject] = {}
         self.db_thread = RuntimeDatabaseThread()
+        self.hot = operations.hot_objects(self)  # hot-object detection (hot.py)
 
     # -- start and stop ----------------------------------------------------------------
 
@@ -331,7 +332,7 @@ class ObjectHost:
         namespace its active objects and the sockets it holds as a front (inspection)."""
         from .inspection import local_figures
 
-        return {"objects": len(self.active), **local_figures(self)}
+        return {"objects": len(self.active), **local_figures(self), **operations.figures(self)}
 
     async def _claim_storage(self, object_id: ObjectId, db: ObjectDatabase, lease: Lease) -> None:
         """Fence check at activation (DESIGN §4); a file not yet made is claimed on its

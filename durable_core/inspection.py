@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import sync_to_async
 from django.db.models import Count, Q, Subquery
 
+from . import limits, operations
 from .conf import get_storage_dir, is_cluster_mode
 from .exceptions import InvalidArgument, NoHostError, ObjectNotActive, StorageError
 from .ids import ObjectId
@@ -41,8 +42,8 @@ if TYPE_CHECKING:
 
 # Actions that never activate an object: on a host where it is not active they raise
 # ObjectNotActive (the caller then reads the file, or has nothing to evict).
-PASSIVE_ACTIONS = frozenset({"read", "evict"})
-ACTIONS = PASSIVE_ACTIONS | {"destroy", "fire_alarm"}
+PASSIVE_ACTIONS = frozenset({"read", "evict", "move"})
+ACTIONS = PASSIVE_ACTIONS | {"destroy", "fire_alarm", "limit", "activate"}
 
 KV_PAGE = 100
 KV_PAGE_MAX = 1000
@@ -127,10 +128,13 @@ def read_storage(conn: sqlite3.Connection | None, options: dict[str, Any]) -> di
             "storage": empty,
             "alarm": None,
             "fence": None,
+            "limit": None,
             "websockets": {"count": 0, "tags": {}, "sockets": []},
         }
     meta = dict(
-        conn.execute("SELECT key, value FROM _do_meta WHERE key IN ('alarm', 'fence')").fetchall()
+        conn.execute(
+            "SELECT key, value FROM _do_meta WHERE key IN ('alarm', 'fence', 'limit')"
+        ).fetchall()
     )
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     free = conn.execute("PRAGMA freelist_count").fetchone()[0]
@@ -180,10 +184,12 @@ def read_storage(conn: sqlite3.Connection | None, options: dict[str, Any]) -> di
     }
     alarm = meta.get("alarm")
     fence = meta.get("fence")
+    limit = meta.get("limit")
     return {
         "storage": storage,
         "alarm": None if alarm is None else float(alarm),
         "fence": None if fence is None else int(fence),
+        "limit": None if limit is None else json.loads(limit),
         "websockets": websockets,
     }
 
@@ -285,6 +291,7 @@ async def inspect_turn(active: ActiveObject, action: str, payload: str) -> Any:
         data = read_storage(conn, options or read_options())
         data["lease"] = lease_of(active)
         data["source"] = "owner"
+        data["limit"] = limits.current(active)
         return data
     if action == "evict":
         active.request_abort("evicted by staff")
@@ -302,6 +309,14 @@ async def inspect_turn(active: ActiveObject, action: str, payload: str) -> Any:
         now = time.time()
         active.storage.set_alarm(now)
         return {"alarm": now}
+    if action == "limit":  # stored with the object: it follows it (limits.py)
+        return {"limit": limits.apply(active, options.get("limit"))}
+    if action == "move":
+        if options["host"] != active.host.host_id:  # already there: nothing to do
+            operations.request_move(active, str(options["host"]))
+        return {"from": active.host.host_id}
+    if action == "activate":
+        return {"owner": active.host.host_id}
     raise InvalidArgument(f"unknown inspection action {action!r}")
 
 

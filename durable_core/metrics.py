@@ -96,6 +96,11 @@ MAILBOX_OVERLOADS = Counter(
     "Events refused because an object's mailbox was full",
     registry=REGISTRY,
 )
+LIMIT_REFUSALS = Counter(
+    "durable_limit_refusals",
+    "Calls refused by an operator's per-object limit (limits.py)",
+    registry=REGISTRY,
+)
 
 # Eviction reasons the runtime gives, and their label values (identifiers); anything else
 # (a user's ctx.abort reason) is "abort".

@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from . import audit, clock, failpoints, metrics
+from . import audit, clock, failpoints, limits, metrics
 from ._tasks import run_to_completion
 from .alarms import ALARM_MAX_RETRIES, AlarmEvents
 from .events import (
@@ -175,6 +175,7 @@ class ActiveObject(SocketEvents, AlarmEvents):
         self._running_turns = 0  # turns started and not finished (some may wait at a gate)
         self._turns_done = asyncio.Event()
         self._needs_reset = False
+        self.limit = limits.load(db)  # an operator's per-object limit (limits.py)
 
     def __repr__(self) -> str:
         return f"<ActiveObject {self.key} token={self.lease.token} {self.phase.value}>"
@@ -251,9 +252,12 @@ class ActiveObject(SocketEvents, AlarmEvents):
             raise ObjectReset(f"{self.key} was evicted; retry")
         if len(self.mailbox) >= self.host.settings.mailbox_size and not event.lifecycle:
             metrics.MAILBOX_OVERLOADS.inc()
+            self.host.hot.rejected(self.key)
             raise ObjectOverloaded(
                 f"{self.key}: mailbox holds {len(self.mailbox)} events; retry later"
             )
+        if self.limit is not None:
+            self.limit.admit(self, event)  # raises ObjectOverloaded beyond the limit
         self.mailbox.append(event)
         self.last_event = clock.monotonic()
         self._wake.set()
@@ -419,9 +423,9 @@ class ActiveObject(SocketEvents, AlarmEvents):
             self.outbox.extend(state.outbox)
             if state.destroy:
                 self._destroy_requested = True
-        metrics.turn_finished(
-            self.object_id.namespace, event.kind, failed, time.perf_counter() - started
-        )
+        elapsed = time.perf_counter() - started
+        metrics.turn_finished(self.object_id.namespace, event.kind, failed, elapsed)
+        self.host.hot.turn(self.key, elapsed)  # hot-object detection (hot.py)
         self._turn_ended()
         if not state.has_gate:
             # Its time limit struck while it waited to re-enter the gate: it holds no gate
