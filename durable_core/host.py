@@ -363,7 +363,8 @@ class ObjectHost:
         if self.active.get(active.key) is active:
             del self.active[active.key]
         failpoints.check("host.object_closed")
-        await self._release_quietly(active.lease)
+        if not await operations.hand_over(self, active):  # a move hands it to its target
+            await self._release_quietly(active.lease)
 
     async def object_destroyed(self, active: ActiveObject) -> None:
         """After a destroy's tombstone committed: the record says deleted (unless a newer
