@@ -21,21 +21,34 @@ import asyncio
 import contextvars
 import datetime as dt
 import json
+import logging
+import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from . import inspection
+from . import inspection, operations
+from .conf import is_cluster_mode
 from .exceptions import DurableError, InvalidArgument
 from .ids import ObjectId
-from .models import ObjectRecord
+from .models import LiveOperations, ObjectRecord
+
+logger = logging.getLogger(__name__)
 
 
 def _on_loop(coroutine_function: Any, *args: Any) -> Any:
@@ -243,3 +256,128 @@ def _pretty(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True)
+
+
+STREAM_PERIOD = 1.0  # seconds between two updates of the live operations page
+STREAM_SECONDS = 600.0  # a stream ends after this; the browser's EventSource reconnects
+
+
+@admin.register(LiveOperations)
+class LiveOperationsAdmin(admin.ModelAdmin):
+    """The live operations page (issue 22): hosts, the hottest objects across the cluster
+    with their owners and figures, overload events, pushed every second over Server-Sent
+    Events; each object links to its inspection page, and can be limited or moved."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_staff)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("", wrap(self.changelist_view), name="durable_core_liveoperations_changelist"),
+            path("stream/", self.stream_view, name="durable_core_liveoperations_stream"),
+            path(
+                "object/<str:namespace>/<str:hex_id>/",
+                wrap(self.object_view),
+                name="durable_core_liveoperations_object",
+            ),
+            path("limit/", wrap(self.limit_view), name="durable_core_liveoperations_limit"),
+            path("move/", wrap(self.move_view), name="durable_core_liveoperations_move"),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None):
+        """The page; its figures arrive over the stream."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Live operations",
+            "cluster": is_cluster_mode(),
+        }
+        return TemplateResponse(request, "admin/durable_core/liveoperations/live.html", context)
+
+    async def stream_view(self, request: HttpRequest) -> HttpResponse:
+        """``text/event-stream``: one ``operations.aoverview`` as JSON every second."""
+        user = await request.auser()
+        if not (user.is_active and user.is_staff):
+            return JsonResponse({"error": "forbidden", "message": "staff only"}, status=403)
+        response = StreamingHttpResponse(self._events(), content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"  # a buffering proxy would hold the updates
+        return response
+
+    async def _events(self) -> AsyncIterator[str]:
+        end = time.monotonic() + STREAM_SECONDS
+        yield "retry: 2000\n\n"
+        while time.monotonic() < end:
+            try:
+                data = await operations.aoverview()
+            except Exception as exc:  # Redis unreachable: say so, keep the stream
+                logger.warning("live operations: %s", exc)
+                data = {"ts": time.time(), "error": str(exc), "hosts": [], "objects": []}
+            for entry in data.get("objects", ()):
+                entry["url"] = reverse(
+                    "admin:durable_core_liveoperations_object",
+                    args=[entry["namespace"], entry["id"]],
+                )
+            yield f"data: {json.dumps(data)}\n\n"
+            await asyncio.sleep(STREAM_PERIOD)
+
+    def object_view(self, request: HttpRequest, namespace: str, hex_id: str) -> HttpResponse:
+        """To the inspection page of an object known by namespace and id."""
+        record = ObjectRecord.objects.filter(namespace=namespace, object_id=hex_id).first()
+        if record is None:
+            messages.info(request, f"{namespace}:{hex_id[:12]} has stored nothing yet.")
+            return HttpResponseRedirect(reverse("admin:durable_core_liveoperations_changelist"))
+        return HttpResponseRedirect(
+            reverse("admin:durable_core_objectrecord_change", args=[record.pk])
+        )
+
+    def _posted_object(self, request: HttpRequest) -> ObjectId:
+        if request.method != "POST":
+            raise InvalidArgument("use POST")
+        namespace, hex_id = request.POST.get("namespace", ""), request.POST.get("id", "")
+        return ObjectId.from_string(namespace, hex_id)
+
+    def limit_view(self, request: HttpRequest) -> JsonResponse:
+        """POST namespace, id, turns_per_s and/or mailbox (empty: none): set the limit."""
+        try:
+            object_id = self._posted_object(request)
+            body = {
+                "turns_per_s": _number_or_none(request.POST.get("turns_per_s"), float),
+                "mailbox": _number_or_none(request.POST.get("mailbox"), int),
+            }
+            limit = _on_loop(operations.aset_limit, object_id, body if any(body.values()) else None)
+        except (InvalidArgument, ValueError) as exc:
+            return JsonResponse({"error": "bad_request", "message": str(exc)}, status=400)
+        except DurableError as exc:
+            return JsonResponse({"error": "unavailable", "message": str(exc)}, status=503)
+        return JsonResponse({"limit": limit})
+
+    def move_view(self, request: HttpRequest) -> JsonResponse:
+        """POST namespace, id, host: move the object to that host (cluster mode)."""
+        try:
+            object_id = self._posted_object(request)
+            moved = _on_loop(operations.amove, object_id, request.POST.get("host", ""))
+        except (InvalidArgument, ValueError) as exc:
+            return JsonResponse({"error": "bad_request", "message": str(exc)}, status=400)
+        except DurableError as exc:
+            return JsonResponse({"error": "unavailable", "message": str(exc)}, status=503)
+        return JsonResponse(moved, status=202)
+
+
+def _number_or_none(value: str | None, kind: type) -> Any:
+    return None if value in (None, "") else kind(value)

@@ -53,3 +53,13 @@ class NamespaceFenceFloor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.namespace} >= {self.floor}"
+
+
+class LiveOperations(ObjectRecord):
+    """The admin's live operations page (hosts, hottest objects, overloads; issue 22):
+    a proxy, so the page has its entry on the admin index. It stores nothing."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "live operations"
+        verbose_name_plural = "live operations"

@@ -78,7 +78,16 @@ async def alive_descriptions() -> list[dict[str, Any]]:
         host = router.host
         if host is None:
             return []
-        return [{"id": host.host_id, "alive": host.running, **host.describe()}]
+        return [
+            {
+                "id": host.host_id,
+                "pid": host.pid,
+                "alive": host.running,
+                "started": host.started_at,
+                "heartbeat": clock.wall(),
+                **host.describe(),
+            }
+        ]
     _store, registry = router.cluster_parts()
     return [h for h in await registry.list_hosts() if h.get("alive")]
 
@@ -170,3 +179,36 @@ async def _await_owner(object_id: ObjectId, target: str) -> str | None:
         if clock.monotonic() >= deadline:
             return None if holder is None else holder.host_id
         await asyncio.sleep(0.05)
+
+
+# -- the admin's live page ------------------------------------------------------------------
+
+
+async def aoverview(limit: int = 20) -> dict[str, Any]:
+    """What the live operations page shows: every known host (alive or lately dead) with
+    its load, the hottest objects across live hosts, and recent overload events."""
+    router = get_router()
+    if is_cluster_mode():
+        _store, registry = router.cluster_parts()
+        hosts = await registry.list_hosts()
+    else:
+        hosts = await alive_descriptions()
+    merged = merge([h for h in hosts if h.get("alive")], limit=limit)
+    return {
+        "ts": clock.wall(),
+        "hosts": [
+            {
+                "id": h.get("id"),
+                "pid": h.get("pid"),
+                "alive": bool(h.get("alive")),
+                "started": h.get("started"),
+                "heartbeat": h.get("heartbeat"),
+                "objects": h.get("objects", 0),
+                "busy": h.get("busy", 0.0),
+                "loop_lag": h.get("loop_lag", 0.0),
+                "sockets": sum((h.get("sockets") or {}).values()),
+            }
+            for h in hosts
+        ],
+        **merged,
+    }
