@@ -9,8 +9,9 @@ import re
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
-from ninja import Router
+from ninja import Router, Schema
 
+from durable_core.api import ErrorOut
 from durable_core.exceptions import DurableError
 from durable_core.registry import ADDRESS_NAME_RE, get_namespace
 from durable_core.web import runtime_error_response
@@ -74,6 +75,16 @@ async def app_figures() -> list[dict]:
 demo_router = Router(tags=["demo"])
 
 
+class CounterOut(Schema):
+    name: str
+    value: int
+
+
+# A bad counter name (404), a runtime unable to answer now (503 + Retry-After); an
+# increment also checks its body and Idempotency-Key (400).
+_COUNTER = {200: CounterOut, 404: ErrorOut, 503: ErrorOut}
+
+
 def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": code, "message": message}, status=status)
 
@@ -102,13 +113,18 @@ _COUNTER_DOC = {
 }
 
 
-@demo_router.get("/counter/{name}", summary="Read a demo counter")
+@demo_router.get("/counter/{name}", response=_COUNTER, summary="Read a demo counter")
 async def counter_value(request: HttpRequest, name: str):
     """The value of the durable counter ``name`` (``demo.Counter``)."""
     return await _counter(request, name, post=False)
 
 
-@demo_router.post("/counter/{name}", summary="Increment a demo counter", openapi_extra=_COUNTER_DOC)
+@demo_router.post(
+    "/counter/{name}",
+    response={**_COUNTER, 400: ErrorOut, 413: ErrorOut},
+    summary="Increment a demo counter",
+    openapi_extra=_COUNTER_DOC,
+)
 async def counter_increment(request: HttpRequest, name: str):
     """Add ``by`` (default 1) to the durable counter ``name``; returns the new value."""
     return await _counter(request, name, post=True)

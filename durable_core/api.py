@@ -57,10 +57,11 @@ class ErrorOut(Schema):
 
 
 # The errors each kind of route can answer (401 anonymous, 403 not staff or no CSRF token,
-# 400 bad parameters, 404 unknown object), declared so the OpenAPI document shows them.
+# 400 bad parameters, 404 unknown object, 503 when the object's owner cannot answer now),
+# declared so the OpenAPI document shows them.
 _STAFF = {401: ErrorOut, 403: ErrorOut}
 _PARAMS = {**_STAFF, 400: ErrorOut}
-_OBJECT = {**_PARAMS, 404: ErrorOut}
+_OBJECT = {**_PARAMS, 404: ErrorOut, 503: ErrorOut}
 
 
 class HostOut(Schema):

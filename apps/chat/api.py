@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema
+from ninja import Query, Router, Schema, Status
+from pydantic import Field
 
+from durable_core.api import ErrorOut
 from durable_core.web import ApiError, client_ip
 
 from .limits import SendRefused, check_read, check_send
@@ -60,16 +62,32 @@ class ActiveRoomsOut(Schema):
     rooms: list[ActiveRoomOut]
 
 
+class RefusedOut(ErrorOut):
+    """429 ``rate_limited`` (the chat's per-client limit) or 503 ``unavailable``, with
+    ``retry_after`` seconds (also as the ``Retry-After`` header)."""
+
+    retry_after: float | None = None
+
+
 class PostIn(Schema):
-    name: str
-    text: str
-    client_msg_id: str | None = None
-    client_id: str | None = None
+    """A message; other keys are ignored."""
+
+    name: str = Field(description="1-32 characters")
+    text: str = Field(description="1-2000 characters")
+    client_msg_id: str | None = Field(None, description="the same id again is stored once")
+    client_id: str | None = Field(None, description="whose client_msg_id it is (default: name)")
 
 
 class PageQuery(Schema):
-    before: int | None = None
-    limit: int = 50
+    before: int | None = Field(None, description="messages older than this id")
+    limit: int = Field(50, description="1-100")
+
+
+# The errors each kind of route can answer, declared so that /api/openapi.json shows them:
+# a room name that names no room (404), the runtime unable to answer now (503); reads and
+# sends spend the client's limit (429) and check their input (400).
+_ROOM = {404: ErrorOut, 503: RefusedOut}
+_LIMITED = {**_ROOM, 400: ErrorOut, 429: RefusedOut}
 
 
 def _room(room: str) -> RoomRef:
@@ -95,10 +113,10 @@ async def list_rooms(request: HttpRequest):
 @router.post("rooms", response={201: CreatedRoomOut}, summary="Create a private room")
 async def create_room(request: HttpRequest):
     """A new private room: its unguessable 64-hex ID is its name in every other route."""
-    return 201, {"room": new_private_room()}
+    return Status(201, {"room": new_private_room()})
 
 
-@router.get("rooms/{room}", response=RoomInfoOut, summary="Room info")
+@router.get("rooms/{room}", response={200: RoomInfoOut, **_ROOM}, summary="Room info")
 async def room_info(request: HttpRequest, room: str):
     """Who is online and how many messages the room holds."""
     ref = _room(room)
@@ -106,7 +124,9 @@ async def room_info(request: HttpRequest, room: str):
     return {"room": ref.room, **info}
 
 
-@router.get("rooms/{room}/messages", response=MessagesOut, summary="Message history")
+@router.get(
+    "rooms/{room}/messages", response={200: MessagesOut, **_LIMITED}, summary="Message history"
+)
 async def room_messages(request: HttpRequest, room: str, page: Query[PageQuery]):
     """The newest ``limit`` messages older than ``before`` (or the newest), oldest first."""
     ref = _room(room)
@@ -119,7 +139,9 @@ async def room_messages(request: HttpRequest, room: str, page: Query[PageQuery])
     return _raise_for(await ref.stub.messages(before, limit))
 
 
-@router.post("rooms/{room}/messages", response={201: MessageOut}, summary="Post a message")
+@router.post(
+    "rooms/{room}/messages", response={201: MessageOut, **_LIMITED}, summary="Post a message"
+)
 async def post_message(request: HttpRequest, room: str, body: PostIn):
     """Store a message (once per ``client_msg_id`` of its sender: ``client_id`` when
     given, else the name) and broadcast it."""
@@ -132,7 +154,7 @@ async def post_message(request: HttpRequest, room: str, body: PostIn):
     except ChatError as exc:
         raise ApiError(400, exc.code, exc.message) from None
     _raise_refusal(await check_send(client_ip(request)))
-    return 201, _raise_for(await ref.stub.post(name, text, client_msg_id, client_id))
+    return Status(201, _raise_for(await ref.stub.post(name, text, client_msg_id, client_id)))
 
 
 def _raise_refusal(refused: SendRefused | None) -> None:

@@ -12,6 +12,7 @@ from ninja import Router, Schema
 from pydantic import Field, StrictInt, StrictStr
 
 from apps.ratelimit.creation import araise_if_refused
+from durable_core.api import ErrorOut
 from durable_core.models import ObjectRecord
 from durable_core.web import ApiError, client_ip
 
@@ -51,6 +52,12 @@ class DocumentList(Schema):
 
 _STATUS = {"out_of_range": 400, "too_large": 413}
 
+# The errors a route can answer, declared so that /api/openapi.json shows them: a name that
+# names no document (404), the runtime unable to answer now (503); an edit can be refused
+# (400 bad or out of range, 413 too large) or hit the creation limit (429).
+_DOCUMENT = {404: ErrorOut, 503: ErrorOut}
+_EDIT = {**_DOCUMENT, 400: ErrorOut, 413: ErrorOut, 429: ErrorOut}
+
 
 def _stub(name: str):
     try:
@@ -74,13 +81,19 @@ async def list_documents(request: HttpRequest):
     return {"documents": documents}
 
 
-@router.get("/{name}", response=DocumentOut, summary="A document's text and version")
+@router.get(
+    "/{name}", response={200: DocumentOut, **_DOCUMENT}, summary="A document's text and version"
+)
 async def get_document(request: HttpRequest, name: str):
     result = await _stub(name).read()
     return {"name": name, **result}
 
 
-@router.post("/{name}/edits", response=DocumentOut, summary="Apply an edit; returns the document")
+@router.post(
+    "/{name}/edits",
+    response={200: DocumentOut, **_EDIT},
+    summary="Apply an edit; returns the document",
+)
 async def post_edit(request: HttpRequest, name: str, edit: EditIn):
     if (edit.insert is None) == (edit.delete is None):
         raise ApiError(400, "bad_request", "give exactly one of 'insert' and 'delete'")

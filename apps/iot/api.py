@@ -172,6 +172,9 @@ class DeviceCreateIn(Schema):
     desired: dict[str, Any] | None = None
 
 
+_NO_BODY = DeviceCreateIn()  # an empty body: a new id, nothing desired (JSON null is a 400)
+
+
 class TelemetryPointIn(Schema):
     metrics: dict[str, StrictFloat] = Field(description="metric name → finite number")
     # null is refused by the device (a point without ts is stamped now), hence no null here
@@ -196,7 +199,7 @@ class TelemetryQuery(Schema):
     since: str = Field("", pattern=_anchored(f"(?:{_FLOAT})?"), description="epoch seconds")
     until: str = Field("", pattern=_anchored(f"(?:{_FLOAT})?"), description="epoch seconds")
     limit: str = Field(
-        "", pattern=_anchored(f"(?:{_LIMIT})?"), description=f"1-{MAX_QUERY_POINTS}; 1000"
+        "", pattern=_anchored(f"(?:{_LIMIT})?"), description=f"1-{MAX_QUERY_POINTS} (default 1000)"
     )
 
 
@@ -263,9 +266,8 @@ async def list_devices(request: HttpRequest):
     summary="Create a device: a new twin (201), with a new id unless given",
 )
 @decorate_view(_limit_body)
-async def create_device(request: HttpRequest, body: DeviceCreateIn | None = None):
+async def create_device(request: HttpRequest, body: DeviceCreateIn = _NO_BODY):
     """409 ``exists`` when the device already has a twin."""
-    body = body or DeviceCreateIn()
     if body.device_id is None:
         stub = new_device_stub()
     elif rules.HEX_ID_RE.fullmatch(body.device_id):
