@@ -16,6 +16,7 @@ def _claim_any(self, floor):
     self.conn.execute(
         "INSERT OR REPLACE INTO _do_meta(key, value) VALUES ('fence', ?)", (self.token,)
     )
+    self._claim_pending = True
 
 
 async def _renew_blindly(self, leases):
@@ -25,5 +26,8 @@ async def _renew_blindly(self, leases):
 
 ObjectDatabase.check_fence = lambda self: None  # a stale owner may commit
 ObjectDatabase._claim_fence = _claim_any  # and any token may claim
+# and every activation counts as having claimed its file, so that the first write of one
+# that found no file never meets the "fence set by another owner meanwhile" refusal
+ObjectDatabase.claimed = property(lambda self: True, lambda self, value: None)
 Lease.is_valid = lambda self, now=None: True  # and a lapsed lease still answers
 RedisLeaseStore.renew = _renew_blindly  # and a lost lease is never noticed
