@@ -659,6 +659,8 @@ async def stop_host() -> None:
     """Stop this process's host gracefully (drain, commit, release)."""
     global _host
     host, _host = _host, None
-    get_router().host = None
     if host is not None:
+        # The router keeps its host while it drains: answers to calls from other fronts
+        # still leave, and copies of their attempts are still recognised.
         await host.stop()
+    get_router().host = None
