@@ -28,6 +28,8 @@ cluster: install
 
 # System packages the tests need (redis-server >= 7, chromium, fonts, node, npm), each
 # installed only when missing: as root or through sudo, else a message saying what to install.
+# What make test needs from the system (redis-server 7+, chromium, fonts, nodejs, npm),
+# installed with apt-get where missing (as root or through sudo); SKIP_SYSTEM_PACKAGES=1 skips.
 system-packages:
 	sh scripts/system-packages.sh
 
