@@ -336,14 +336,15 @@ async def test_objects_activated_during_a_renewal_are_not_evicted_as_lost(tmp_pa
     original_renew = LocalLeaseStore.renew
 
     async def slow_renew(self, leases):
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # a slow round trip, far inside the lease
         return await original_renew(self, leases)
 
     monkeypatch.setattr(LocalLeaseStore, "renew", slow_renew)
-    async with object_host(tmp_path / "o", LEASE_TTL=0.3):
+    # TTL 3 s (renewal every 1 s): no lease can really lapse, even on a loaded machine.
+    async with object_host(tmp_path / "o", LEASE_TTL=3.0):
         for i in range(40):
             await edgy(f"renew-{i}").bump()
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.08)
         assert "lease lost" not in evictions
 
 
