@@ -2,7 +2,29 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
+
+
+class ObjectRecordQuerySet(models.QuerySet["ObjectRecord"]):
+    """The queries the apps and the admin make of object records (their public API:
+    apps never filter ``ObjectRecord`` by its columns themselves)."""
+
+    def live(self, namespace: str | type[Any]) -> ObjectRecordQuerySet:
+        """The records of a namespace (a name, or the DurableObject class serving it)
+        whose objects are not destroyed."""
+        if isinstance(namespace, type):
+            namespace = namespace.get_namespace_name()
+        return self.filter(namespace=namespace, deleted=False)
+
+    def named(self) -> ObjectRecordQuerySet:
+        """Only the records of objects addressed by a name (not by a random ID)."""
+        return self.exclude(name="")
+
+    def of(self, object_id: Any) -> ObjectRecordQuerySet:
+        """The record of one object (an ObjectId), deleted or not."""
+        return self.filter(namespace=object_id.namespace, object_id=object_id.hex)
 
 
 class ObjectRecord(models.Model):
@@ -23,6 +45,8 @@ class ObjectRecord(models.Model):
     deleted = models.BooleanField(default=False)
     alarm_at = models.FloatField(null=True, blank=True, db_index=True)
     alarm_claim_until = models.FloatField(null=True, blank=True)
+
+    objects = ObjectRecordQuerySet.as_manager()
 
     class Meta:
         constraints = [

@@ -6,7 +6,7 @@ import inspect
 import json
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 if TYPE_CHECKING:
     import contextlib
@@ -139,6 +139,18 @@ class DurableObject:
     def get_namespace_name(cls) -> str:
         """The namespace this class is registered under."""
         return cls._namespace_name
+
+    @classmethod
+    def stub(cls, address: object) -> Self:
+        """The stub of the object a public address names: a 64-hex address is an object
+        ID of this class's namespace, anything else a name (``Namespace.resolve``).
+
+        This is the one way the apps turn an address from a URL or a message into a
+        stub. Raises InvalidObjectId (a 400) for an address that names no object here.
+        """
+        from .registry import get_namespace
+
+        return get_namespace(cls).resolve(address)
 
     @classmethod
     def is_callable_method(cls, name: str) -> bool:
